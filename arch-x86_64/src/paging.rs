@@ -1,0 +1,361 @@
+//! Four-level paging. All physical memory is mapped at [`PHYS_OFFSET`] (the
+//! direct map, supervisor-only, no-execute), which is how the kernel reaches
+//! page tables, thread stacks and — after checking the task's own page
+//! tables — user memory. The kernel image is mapped at [`KERNEL_VMA`] with
+//! text read-only+executable, read-only data read-only, data and bss
+//! writable, neither executable. Each task has its own PML4 whose upper
+//! half is a copy of the kernel's.
+
+use core::ptr::addr_of;
+
+/// Where the kernel image is linked (physical address + this).
+pub const KERNEL_VMA: u64 = 0xFFFF_FFFF_8000_0000;
+/// Where all physical memory is mapped.
+pub const PHYS_OFFSET: u64 = 0xFFFF_8000_0000_0000;
+const PAGE: u64 = 4096;
+
+/// Page-table entry bits.
+pub mod flags {
+    /// Present.
+    pub const PRESENT: u64 = 1;
+    /// Writable.
+    pub const WRITE: u64 = 1 << 1;
+    /// Reachable from user mode.
+    pub const USER: u64 = 1 << 2;
+    /// Large page (in a PD or PDPT entry).
+    pub const HUGE: u64 = 1 << 7;
+    /// Not executable.
+    pub const NO_EXECUTE: u64 = 1 << 63;
+}
+const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// A source of zeroed 4 KiB frames for page tables and user memory.
+pub trait FrameSource {
+    /// A frame's physical address, or `None` when memory is exhausted.
+    fn alloc_frame(&mut self) -> Option<u64>;
+    /// Returns a frame.
+    fn free_frame(&mut self, phys: u64);
+}
+
+static mut DIRECT_MAP_END: u64 = 0;
+
+extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __kernel_end: u8;
+}
+
+fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// The kernel image's virtual range.
+pub fn kernel_image() -> (u64, u64) {
+    // SAFETY: linker-script symbols; only their addresses are taken.
+    unsafe { (sym(&*addr_of!(__text_start)), sym(&*addr_of!(__kernel_end))) }
+}
+
+/// True if `[addr, addr+len)` lies in the direct map of RAM.
+pub fn is_direct_mapped(addr: u64, len: u64) -> bool {
+    // SAFETY: written once during init, before any caller runs.
+    let end = unsafe { DIRECT_MAP_END };
+    addr >= PHYS_OFFSET && addr.checked_add(len).is_some_and(|e| e <= PHYS_OFFSET + end)
+}
+
+/// True if `[addr, addr+len)` lies in the kernel image.
+pub fn is_kernel_image(addr: u64, len: u64) -> bool {
+    let (s, e) = kernel_image();
+    addr >= s && addr.checked_add(len).is_some_and(|x| x <= e)
+}
+
+fn table(phys: u64) -> &'static mut [u64; 512] {
+    assert!(phys % PAGE == 0 && is_direct_mapped(PHYS_OFFSET + phys, PAGE), "page table outside RAM");
+    // SAFETY: `phys` is a page-aligned frame in RAM (checked) that holds a
+    // page table owned by the caller's address space; the kernel runs with
+    // interrupts off on one CPU, so no other reference to it is live.
+    unsafe { &mut *((PHYS_OFFSET + phys) as *mut [u64; 512]) }
+}
+
+/// Fills a frame with zeros.
+pub fn zero_frame(phys: u64) {
+    table(phys).fill(0);
+}
+
+/// Copies `data` into a frame at `offset`.
+pub fn write_phys(phys: u64, offset: usize, data: &[u8]) {
+    assert!(offset + data.len() <= PAGE as usize && phys % PAGE == 0 && is_direct_mapped(PHYS_OFFSET + phys, PAGE));
+    // SAFETY: the destination range lies inside one RAM frame (checked),
+    // which the caller owns.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (PHYS_OFFSET + phys + offset as u64) as *mut u8, data.len()) };
+}
+
+/// Copies from a frame at `offset` into `out`.
+pub fn read_phys(phys: u64, offset: usize, out: &mut [u8]) {
+    assert!(offset + out.len() <= PAGE as usize && phys % PAGE == 0 && is_direct_mapped(PHYS_OFFSET + phys, PAGE));
+    // SAFETY: the source range lies inside one RAM frame (checked).
+    unsafe { core::ptr::copy_nonoverlapping((PHYS_OFFSET + phys + offset as u64) as *const u8, out.as_mut_ptr(), out.len()) };
+}
+
+/// A byte slice of physical memory that the boot loader handed over (a
+/// module), through the direct map.
+pub fn phys_slice(start: u64, end: u64) -> &'static [u8] {
+    assert!(start <= end && is_direct_mapped(PHYS_OFFSET + start, end - start));
+    // SAFETY: the range is RAM inside the direct map (checked) that the
+    // kernel reserved and never frees or writes.
+    unsafe { core::slice::from_raw_parts((PHYS_OFFSET + start) as *const u8, (end - start) as usize) }
+}
+
+/// Builds the kernel's address space — the direct map of `[0, ram_end)`
+/// with 2 MiB pages and the kernel image with 4 KiB pages — switches to it,
+/// and returns its PML4's physical address.
+pub fn init_kernel_space(ram_end: u64, frames: &mut dyn FrameSource) -> Option<u64> {
+    let ram_end = ram_end.next_multiple_of(1 << 30);
+    // Until CR3 changes, frames are reached through the boot map of the
+    // first GiB at KERNEL_VMA.
+    let early = |phys: u64| -> &'static mut [u64; 512] {
+        assert!(phys < (1 << 30) && phys % PAGE == 0, "early frame above 1 GiB");
+        // SAFETY: the boot page tables map the first GiB at KERNEL_VMA and
+        // the frame was just handed to us by the allocator.
+        unsafe { &mut *((KERNEL_VMA + phys) as *mut [u64; 512]) }
+    };
+    let mut alloc = || -> Option<u64> {
+        let f = frames.alloc_frame()?;
+        early(f).fill(0);
+        Some(f)
+    };
+    let pml4 = alloc()?;
+    let pdpt = alloc()?;
+    early(pml4)[256] = pdpt | flags::PRESENT | flags::WRITE;
+    let mut gib = 0;
+    while gib * (1 << 30) < ram_end && gib < 512 {
+        let pd = alloc()?;
+        for (i, e) in early(pd).iter_mut().enumerate() {
+            let phys = gib * (1 << 30) + (i as u64) * (2 << 20);
+            *e = phys | flags::PRESENT | flags::WRITE | flags::HUGE | flags::NO_EXECUTE;
+        }
+        early(pdpt)[gib as usize] = pd | flags::PRESENT | flags::WRITE;
+        gib += 1;
+    }
+    // The kernel image, page by page.
+    // SAFETY: linker-script symbols; only addresses are taken.
+    let (text_end, rodata_end) = unsafe { (sym(&*addr_of!(__text_end)), sym(&*addr_of!(__rodata_end))) };
+    let (start, end) = kernel_image();
+    let mut va = start;
+    while va < end {
+        let leaf = if va < text_end {
+            flags::PRESENT
+        } else if va < rodata_end {
+            flags::PRESENT | flags::NO_EXECUTE
+        } else {
+            flags::PRESENT | flags::WRITE | flags::NO_EXECUTE
+        };
+        let mut t = pml4;
+        for level in [39u32, 30, 21] {
+            let idx = ((va >> level) & 511) as usize;
+            if early(t)[idx] & flags::PRESENT == 0 {
+                let n = alloc()?;
+                early(t)[idx] = n | flags::PRESENT | flags::WRITE;
+            }
+            t = early(t)[idx] & ADDR_MASK;
+        }
+        early(t)[((va >> 12) & 511) as usize] = (va - KERNEL_VMA) | leaf;
+        va += PAGE;
+    }
+    // SAFETY: written once here, before anything reads it.
+    unsafe { DIRECT_MAP_END = ram_end };
+    // SAFETY: the new PML4 maps the kernel image at the same addresses with
+    // compatible permissions and the stack (in .bss) stays writable; the
+    // identity map is no longer needed. CR0.WP makes read-only binding.
+    unsafe {
+        core::arch::asm!("mov cr3, {}", in(reg) pml4);
+    }
+    Some(pml4)
+}
+
+/// Creates an empty user address space sharing the kernel half of `kernel`.
+pub fn new_space(kernel: u64, frames: &mut dyn FrameSource) -> Option<u64> {
+    let pml4 = frames.alloc_frame()?;
+    zero_frame(pml4);
+    let (k, u) = (table(kernel), table(pml4));
+    u[256..].copy_from_slice(&k[256..]);
+    Some(pml4)
+}
+
+/// Makes `space` current (writes CR3 if it differs).
+pub fn activate(space: u64) {
+    let current: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) current) };
+    if current & ADDR_MASK != space {
+        // SAFETY: `space` is a PML4 built by `new_space` or the kernel's,
+        // both of which map the whole kernel half identically.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) space) };
+    }
+}
+
+/// Why a mapping failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// No frame for a page table.
+    OutOfMemory,
+    /// The page is already mapped.
+    AlreadyMapped,
+    /// Not a user address.
+    NotUser,
+}
+
+fn user_page(va: u64) -> bool {
+    va % PAGE == 0 && va < abi::USER_END
+}
+
+/// Maps the user page `va` to frame `phys` with leaf `bits` (USER and
+/// PRESENT are added).
+pub fn map_user(space: u64, va: u64, phys: u64, bits: u64, frames: &mut dyn FrameSource) -> Result<(), MapError> {
+    if !user_page(va) {
+        return Err(MapError::NotUser);
+    }
+    let mut t = space;
+    for level in [39u32, 30, 21] {
+        let idx = ((va >> level) & 511) as usize;
+        let e = table(t)[idx];
+        t = if e & flags::PRESENT == 0 {
+            let n = frames.alloc_frame().ok_or(MapError::OutOfMemory)?;
+            zero_frame(n);
+            table(t)[idx] = n | flags::PRESENT | flags::WRITE | flags::USER;
+            n
+        } else {
+            e & ADDR_MASK
+        };
+    }
+    let leaf = &mut table(t)[((va >> 12) & 511) as usize];
+    if *leaf & flags::PRESENT != 0 {
+        return Err(MapError::AlreadyMapped);
+    }
+    *leaf = phys | bits | flags::PRESENT | flags::USER;
+    Ok(())
+}
+
+fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
+    if va >= abi::USER_END {
+        return None;
+    }
+    let mut t = space;
+    for level in [39u32, 30, 21] {
+        let e = table(t)[((va >> level) & 511) as usize];
+        if e & flags::PRESENT == 0 || e & flags::USER == 0 {
+            return None;
+        }
+        t = e & ADDR_MASK;
+    }
+    Some(&mut table(t)[((va >> 12) & 511) as usize])
+}
+
+/// Removes the mapping of user page `va`, returning the frame it mapped.
+pub fn unmap_user(space: u64, va: u64) -> Option<u64> {
+    let leaf = leaf_entry(space, va & !(PAGE - 1))?;
+    if *leaf & flags::PRESENT == 0 {
+        return None;
+    }
+    let phys = *leaf & ADDR_MASK;
+    *leaf = 0;
+    // SAFETY: invalidating a TLB entry has no memory effects.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va) };
+    Some(phys)
+}
+
+/// The frame and leaf bits of user page `va`, if mapped for user access.
+pub fn translate_user(space: u64, va: u64) -> Option<(u64, u64)> {
+    let e = *leaf_entry(space, va & !(PAGE - 1))?;
+    if e & flags::PRESENT == 0 || e & flags::USER == 0 {
+        return None;
+    }
+    Some((e & ADDR_MASK, e & !ADDR_MASK))
+}
+
+/// Frees every user page, every user page table and the PML4 of `space`.
+/// The caller must not have `space` loaded in CR3.
+pub fn destroy_space(space: u64, frames: &mut dyn FrameSource) {
+    for i in 0..256 {
+        let e3 = table(space)[i];
+        if e3 & flags::PRESENT == 0 {
+            continue;
+        }
+        let pdpt = e3 & ADDR_MASK;
+        for j in 0..512 {
+            let e2 = table(pdpt)[j];
+            if e2 & flags::PRESENT == 0 {
+                continue;
+            }
+            let pd = e2 & ADDR_MASK;
+            for k in 0..512 {
+                let e1 = table(pd)[k];
+                if e1 & flags::PRESENT == 0 {
+                    continue;
+                }
+                let pt = e1 & ADDR_MASK;
+                for &leaf in table(pt).iter() {
+                    if leaf & flags::PRESENT != 0 {
+                        frames.free_frame(leaf & ADDR_MASK);
+                    }
+                }
+                frames.free_frame(pt);
+            }
+            frames.free_frame(pd);
+        }
+        frames.free_frame(pdpt);
+    }
+    frames.free_frame(space);
+}
+
+/// A user buffer is not mapped with the access asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadUserAddress;
+
+fn user_range(addr: u64, len: usize) -> Result<(), BadUserAddress> {
+    let end = addr.checked_add(len as u64).ok_or(BadUserAddress)?;
+    if end > abi::USER_END {
+        return Err(BadUserAddress);
+    }
+    Ok(())
+}
+
+/// Copies `out.len()` bytes from user address `addr` of `space`; every page
+/// must be mapped for user access.
+pub fn copy_from_user(space: u64, addr: u64, out: &mut [u8]) -> Result<(), BadUserAddress> {
+    user_range(addr, out.len())?;
+    let mut done = 0;
+    while done < out.len() {
+        let va = addr + done as u64;
+        let off = (va % PAGE) as usize;
+        let n = (PAGE as usize - off).min(out.len() - done);
+        let (phys, _) = translate_user(space, va).ok_or(BadUserAddress)?;
+        read_phys(phys, off, &mut out[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}
+
+/// Copies `data` to user address `addr` of `space`; every page must be
+/// mapped writable for user access. Nothing is written unless all is.
+pub fn copy_to_user(space: u64, addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
+    user_range(addr, data.len())?;
+    let mut va = addr & !(PAGE - 1);
+    while va < addr + data.len() as u64 {
+        let (_, bits) = translate_user(space, va).ok_or(BadUserAddress)?;
+        if bits & flags::WRITE == 0 {
+            return Err(BadUserAddress);
+        }
+        va += PAGE;
+    }
+    let mut done = 0;
+    while done < data.len() {
+        let va = addr + done as u64;
+        let off = (va % PAGE) as usize;
+        let n = (PAGE as usize - off).min(data.len() - done);
+        let (phys, _) = translate_user(space, va).ok_or(BadUserAddress)?;
+        write_phys(phys, off, &data[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Trap entry and exit. Every way into the kernel — an exception, the timer,
+//! or the `syscall` instruction — builds the same [`TrapFrame`] at the top of
+//! the running thread's kernel stack (FPU/SSE state included) and calls the
+//! kernel's `iris_trap`, which returns the frame to resume: the same one, or
+//! another thread's (that is a context switch). The exit path restores that
+//! frame and returns with `iretq`.
+//!
+//! The stubs are assembly because no compiler-generated code may run before
+//! the user's registers are saved.
+
+use core::arch::global_asm;
+
+/// Vector number recorded for the `syscall` instruction.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// Saved state of a thread that is not running (or of the one that just
+/// entered the kernel). Field order is the push order of the entry stubs.
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct TrapFrame {
+    /// FXSAVE image of the x87/SSE state.
+    pub fx: [u8; 512],
+    #[allow(missing_docs)]
+    pub r15: u64,
+    #[allow(missing_docs)]
+    pub r14: u64,
+    #[allow(missing_docs)]
+    pub r13: u64,
+    #[allow(missing_docs)]
+    pub r12: u64,
+    #[allow(missing_docs)]
+    pub r11: u64,
+    #[allow(missing_docs)]
+    pub r10: u64,
+    #[allow(missing_docs)]
+    pub r9: u64,
+    #[allow(missing_docs)]
+    pub r8: u64,
+    #[allow(missing_docs)]
+    pub rbp: u64,
+    #[allow(missing_docs)]
+    pub rdi: u64,
+    #[allow(missing_docs)]
+    pub rsi: u64,
+    #[allow(missing_docs)]
+    pub rdx: u64,
+    #[allow(missing_docs)]
+    pub rcx: u64,
+    #[allow(missing_docs)]
+    pub rbx: u64,
+    #[allow(missing_docs)]
+    pub rax: u64,
+    /// Exception/interrupt vector, or [`SYSCALL_VECTOR`].
+    pub vector: u64,
+    /// The CPU's error code (0 where it gives none).
+    pub error: u64,
+    #[allow(missing_docs)]
+    pub rip: u64,
+    #[allow(missing_docs)]
+    pub cs: u64,
+    #[allow(missing_docs)]
+    pub rflags: u64,
+    #[allow(missing_docs)]
+    pub rsp: u64,
+    #[allow(missing_docs)]
+    pub ss: u64,
+}
+
+/// Bytes a trap frame takes on a kernel stack.
+pub const FRAME_SIZE: u64 = core::mem::size_of::<TrapFrame>() as u64;
+const _: () = assert!(FRAME_SIZE == 688);
+
+impl TrapFrame {
+    /// A zeroed frame with the default FPU state (all exceptions masked).
+    pub fn empty() -> TrapFrame {
+        let mut fx = [0u8; 512];
+        fx[0] = 0x7F; // FCW = 0x037F
+        fx[1] = 0x03;
+        fx[24] = 0x80; // MXCSR = 0x1F80
+        fx[25] = 0x1F;
+        TrapFrame {
+            fx,
+            r15: 0, r14: 0, r13: 0, r12: 0, r11: 0, r10: 0, r9: 0, r8: 0,
+            rbp: 0, rdi: 0, rsi: 0, rdx: 0, rcx: 0, rbx: 0, rax: 0,
+            vector: 0, error: 0, rip: 0, cs: 0, rflags: 0, rsp: 0, ss: 0,
+        }
+    }
+
+    /// A frame that starts user code at `entry` with stack `rsp` and `arg`
+    /// in `rdi`, interrupts enabled.
+    pub fn user(entry: u64, rsp: u64, arg: u64) -> TrapFrame {
+        let mut f = TrapFrame::empty();
+        f.rip = entry;
+        f.rsp = rsp;
+        f.rdi = arg;
+        f.cs = crate::cpu::USER_CS;
+        f.ss = crate::cpu::USER_SS;
+        f.rflags = 0x202;
+        f
+    }
+
+    /// A frame that runs kernel code `entry` on stack `rsp` with interrupts
+    /// enabled (the idle thread).
+    pub fn kernel(entry: u64, rsp: u64) -> TrapFrame {
+        let mut f = TrapFrame::empty();
+        f.rip = entry;
+        f.rsp = rsp;
+        f.cs = crate::cpu::KERNEL_CS;
+        f.ss = crate::cpu::KERNEL_SS;
+        f.rflags = 0x202;
+        f
+    }
+
+    /// True if the trap came from user mode.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+/// Stores a frame at a kernel address (the top of a new thread's stack).
+pub fn write_frame(at: u64, frame: &TrapFrame) {
+    assert!(at % 16 == 0 && crate::paging::is_direct_mapped(at, FRAME_SIZE), "frame outside kernel stacks");
+    // SAFETY: `at` is 16-aligned and inside the direct map (checked), where
+    // the kernel keeps thread stacks; the caller owns that stack.
+    unsafe { core::ptr::write(at as *mut TrapFrame, frame.clone()) };
+}
+
+/// Gives mutable access to the saved frame of a thread that is not running.
+pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
+    assert!(at % 16 == 0 && (crate::paging::is_direct_mapped(at, FRAME_SIZE) || crate::paging::is_kernel_image(at, FRAME_SIZE)));
+    // SAFETY: `at` is a frame the kernel itself stored (checked to be in
+    // kernel memory and aligned); the thread owning it is not running, so
+    // nothing else refers to it during `f`.
+    f(unsafe { &mut *(at as *mut TrapFrame) })
+}
+
+extern "Rust" {
+    fn iris_trap(frame: &mut TrapFrame) -> u64;
+}
+
+#[no_mangle]
+extern "C" fn trap_dispatch(frame: *mut TrapFrame) -> u64 {
+    // SAFETY: the entry stub passes the frame it just built on this stack;
+    // it is valid and unaliased until we return.
+    let frame = unsafe { &mut *frame };
+    // SAFETY: `iris_trap` is defined by the kernel binary with exactly this
+    // signature.
+    unsafe { iris_trap(frame) }
+}
+
+/// Starts running the thread whose frame is at `frame` (never returns).
+pub fn resume(frame: u64) -> ! {
+    // SAFETY: `frame` is a complete TrapFrame prepared by the kernel; the
+    // exit path restores it and leaves with iretq.
+    unsafe {
+        core::arch::asm!("mov rsp, {}", "jmp trap_return", in(reg) frame, options(noreturn));
+    }
+}
+
+global_asm!(
+    r#"
+    .macro ISR_NOERR n
+isr_stub_\n:
+    pushq $0
+    pushq $\n
+    jmp isr_common
+    .endm
+    .macro ISR_ERR n
+isr_stub_\n:
+    pushq $\n
+    jmp isr_common
+    .endm
+
+    .section .text
+    .irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
+    ISR_NOERR \n
+    .endr
+    .irp n, 8,10,11,12,13,14,17,21,29,30
+    ISR_ERR \n
+    .endr
+    .irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    ISR_NOERR \n
+    .endr
+
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    mov %rsp, %gs:8
+    mov %gs:0, %rsp
+    pushq $0x1b
+    pushq %gs:8
+    pushq %r11
+    pushq $0x23
+    pushq %rcx
+    swapgs
+    pushq $0
+    pushq ${sysvec}
+
+isr_common:
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    sub $512, %rsp
+    fxsave64 (%rsp)
+    mov %rsp, %rdi
+    cld
+    call trap_dispatch
+    mov %rax, %rsp
+
+    .global trap_return
+trap_return:
+    fxrstor64 (%rsp)
+    add $512, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    iretq
+
+    .section .rodata
+    .balign 8
+    .global isr_stub_table
+isr_stub_table:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    .quad isr_stub_\n
+    .endr
+"#,
+    sysvec = const SYSCALL_VECTOR,
+    options(att_syntax)
+);
+
+/// Human name of a CPU exception vector.
+pub fn vector_name(v: u64) -> &'static str {
+    match v {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 floating point",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD floating point",
+        20 => "#VE virtualization",
+        21 => "#CP control protection",
+        _ => "reserved exception",
+    }
+}

@@ -1,0 +1,600 @@
+//! The kernel's state and its scheduler: tasks (address space, capability
+//! table, threads), threads (a kernel stack holding the saved user frame),
+//! the ready queues, and how a trap ends — by resuming the current thread or
+//! switching to another. Everything runs with interrupts off on one CPU and
+//! to completion: a blocked thread keeps no kernel stack state besides its
+//! saved frame, and whoever wakes it writes its syscall results there.
+
+use crate::memory::Frames;
+use abi::{kind, Error};
+use alloc::string::String;
+use alloc::vec::Vec;
+use arch_x86_64::cpu::{self, exit_code};
+use arch_x86_64::multiboot::BootInfo;
+use arch_x86_64::paging::{self, FrameSource, PHYS_OFFSET};
+use arch_x86_64::trap::{self, TrapFrame, FRAME_SIZE, SYSCALL_VECTOR};
+use arch_x86_64::{print, println};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use kernel_core::cap::{CapSpace, ObjectRef};
+use kernel_core::elfcheck;
+use kernel_core::image::Image;
+use kernel_core::manifest::{self, TaskSpec};
+use kernel_core::sched::ReadyQueues;
+use spin::Mutex;
+
+/// The thread running now (for fault reports that must not take locks).
+pub static CURRENT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+/// Frames per kernel stack (16 KiB).
+const KSTACK_FRAMES: usize = 4;
+const PAGE: u64 = 4096;
+/// Thread id of the idle thread.
+pub const IDLE: usize = 0;
+/// Capability slots per task.
+const CAP_SLOTS: usize = 256;
+/// Threads per task.
+pub const MAX_THREADS_PER_TASK: usize = 64;
+
+/// What a blocked thread waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wait {
+    /// The end of a task.
+    TaskEnd(usize),
+}
+
+/// A thread's scheduling state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ThreadState {
+    /// Created, not yet started.
+    Created,
+    /// In the ready queues.
+    Ready,
+    /// On the CPU.
+    Running,
+    /// Waiting.
+    Blocked(Wait),
+    /// Ended; its stack is freed at the next kernel entry.
+    Dead,
+}
+
+/// A thread.
+pub struct Thread {
+    /// Owning task (`None` for idle).
+    pub task: Option<usize>,
+    /// Priority, 0..=31.
+    pub priority: u8,
+    /// Scheduling state.
+    pub state: ThreadState,
+    /// Physical address of the kernel stack's first frame.
+    pub kstack: u64,
+    /// Kernel address of the saved frame while not running.
+    pub frame: u64,
+}
+
+impl Thread {
+    fn kstack_top(&self) -> u64 {
+        PHYS_OFFSET + self.kstack + KSTACK_FRAMES as u64 * PAGE
+    }
+}
+
+/// How a task ended: (kind, value) as [`abi::exit`] describes.
+pub type ExitStatus = (u64, u64);
+
+/// A task.
+pub struct Task {
+    /// Name from the manifest.
+    pub name: String,
+    /// PML4 physical address.
+    pub space: u64,
+    /// Highest priority its threads may have.
+    pub priority: u8,
+    /// Live threads.
+    pub threads: Vec<usize>,
+    /// Next address for an anonymous mapping.
+    pub map_next: u64,
+    /// `Some` once ended.
+    pub exit: Option<ExitStatus>,
+    /// Threads waiting for the end.
+    pub waiters: Vec<usize>,
+    /// The init task: its end ends the system.
+    pub init: bool,
+}
+
+/// The whole kernel state.
+pub struct Kernel {
+    /// Physical frames.
+    pub frames: Frames,
+    /// The kernel's own PML4.
+    pub kernel_space: u64,
+    /// Every task's capabilities.
+    pub caps: CapSpace,
+    /// Tasks by id (dead ones stay while a capability names them).
+    pub tasks: Vec<Option<Task>>,
+    /// Threads by id; 0 is idle.
+    pub threads: Vec<Option<Thread>>,
+    ready: ReadyQueues,
+    current: usize,
+    resched: bool,
+    zombies: Vec<usize>,
+    dead_spaces: Vec<u64>,
+    /// The boot image.
+    pub image: Image<'static>,
+    /// The system description.
+    pub specs: Vec<TaskSpec>,
+    /// Timer ticks.
+    pub ticks: u64,
+    /// Context switches.
+    pub switches: u64,
+}
+
+static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
+
+/// Brings the system up and returns the first frame to resume.
+pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
+    let (mut frames, ram_end) = Frames::from_boot(info);
+    let kernel_space = paging::init_kernel_space(ram_end, &mut frames).ok_or("no memory for kernel page tables")?;
+    cpu::init();
+    let total = frames.0.total_frames();
+    println!(
+        "[iris] memory: {} MiB usable in {} ranges, {} of {} frames free",
+        total * 4 / 1024,
+        info.ram_count,
+        frames.0.free_frames(),
+        total
+    );
+    if info.module_count == 0 {
+        return Err("no boot image (pass it as the first multiboot module)");
+    }
+    let m = info.modules[0];
+    let image = match Image::parse(paging::phys_slice(m.start, m.end)) {
+        Ok(i) => i,
+        Err(e) => {
+            println!("[iris] boot image refused: {e}");
+            return Err("unusable boot image");
+        }
+    };
+    let manifest_text = image.get("manifest").ok_or("boot image has no manifest")?;
+    let specs = match core::str::from_utf8(manifest_text).map_err(|_| "manifest is not UTF-8").map(manifest::parse) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            println!("[iris] manifest refused: {e}");
+            return Err("unusable manifest");
+        }
+        Err(e) => return Err(e),
+    };
+    println!("[iris] boot image: {} files, {} tasks in the manifest", image.len(), specs.len());
+
+    let mut k = Kernel {
+        frames,
+        kernel_space,
+        caps: CapSpace::new(CAP_SLOTS),
+        tasks: Vec::new(),
+        threads: Vec::new(),
+        ready: ReadyQueues::new(),
+        current: IDLE,
+        resched: false,
+        zombies: Vec::new(),
+        dead_spaces: Vec::new(),
+        image,
+        specs,
+        ticks: 0,
+        switches: 0,
+    };
+    let idle_stack = k.frames.alloc_contiguous(KSTACK_FRAMES).ok_or("no memory for the idle stack")?;
+    let top = PHYS_OFFSET + idle_stack + KSTACK_FRAMES as u64 * PAGE;
+    let frame_at = top - FRAME_SIZE;
+    trap::write_frame(frame_at, &TrapFrame::kernel(cpu::idle_loop as *const () as u64, top));
+    k.threads.push(Some(Thread { task: None, priority: 0, state: ThreadState::Running, kstack: idle_stack, frame: frame_at }));
+
+    let boot_tasks: Vec<String> = k.specs.iter().filter(|s| s.boot).map(|s| s.name.clone()).collect();
+    let mut init_started = false;
+    for name in boot_tasks {
+        match k.spawn(&name) {
+            Ok(t) => init_started |= k.task(t).is_some_and(|t| t.init),
+            Err(e) => println!("[iris] task '{name}' not started: {e:?}"),
+        }
+    }
+    if !init_started {
+        return Err("the init task could not be started");
+    }
+    println!("[iris] {} frames free after starting boot tasks", k.frames.0.free_frames());
+    let first = k.dispatch();
+    *KERNEL.lock() = Some(k);
+    Ok(first)
+}
+
+/// Handles one trap and returns the frame to resume.
+pub fn trap(frame: &mut TrapFrame) -> u64 {
+    let mut guard = KERNEL.lock();
+    let Some(k) = guard.as_mut() else {
+        println!("[iris] trap before the kernel was ready");
+        cpu::exit_qemu(exit_code::KERNEL_FAULT);
+    };
+    k.reap();
+    let cur = k.current;
+    if let Some(t) = k.thread_mut(cur) {
+        t.frame = frame as *mut TrapFrame as u64;
+    }
+    match frame.vector {
+        SYSCALL_VECTOR => crate::syscall::handle(k, frame),
+        cpu::TIMER_VECTOR => {
+            cpu::end_of_interrupt();
+            k.ticks += 1;
+            k.resched = true;
+        }
+        v if v < 32 => k.user_fault(frame),
+        _ => {} // spurious or masked interrupt
+    }
+    k.dispatch()
+}
+
+/// Result of a kernel-internal operation.
+pub type KResult<T> = Result<T, Error>;
+
+impl Kernel {
+    /// The running thread's id.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// A thread by id.
+    pub fn thread(&self, id: usize) -> Option<&Thread> {
+        self.threads.get(id).and_then(Option::as_ref)
+    }
+
+    /// A thread by id, mutable.
+    pub fn thread_mut(&mut self, id: usize) -> Option<&mut Thread> {
+        self.threads.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// A task by id.
+    pub fn task(&self, id: usize) -> Option<&Task> {
+        self.tasks.get(id).and_then(Option::as_ref)
+    }
+
+    /// A task by id, mutable.
+    pub fn task_mut(&mut self, id: usize) -> Option<&mut Task> {
+        self.tasks.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// The running thread's task (user threads only call syscalls).
+    pub fn current_task(&self) -> usize {
+        self.thread(self.current).and_then(|t| t.task).unwrap_or(usize::MAX)
+    }
+
+    /// Asks for a reschedule at the end of this trap (yield).
+    pub fn request_resched(&mut self) {
+        self.resched = true;
+    }
+
+    fn free_slot<T>(v: &mut Vec<Option<T>>, from: usize) -> usize {
+        match v.iter().skip(from).position(Option::is_none) {
+            Some(i) => i + from,
+            None => {
+                v.push(None);
+                v.len() - 1
+            }
+        }
+    }
+
+    /// Creates a thread of `task` (not started) whose first frame is `frame`.
+    pub fn new_thread(&mut self, task: usize, priority: u8, frame: &TrapFrame) -> KResult<usize> {
+        let kstack = self.frames.alloc_contiguous(KSTACK_FRAMES).ok_or(Error::OutOfMemory)?;
+        let id = Self::free_slot(&mut self.threads, 1);
+        let t = Thread { task: Some(task), priority, state: ThreadState::Created, kstack, frame: 0 };
+        let at = t.kstack_top() - FRAME_SIZE;
+        trap::write_frame(at, frame);
+        self.threads[id] = Some(Thread { frame: at, ..t });
+        if let Some(task) = self.task_mut(task) {
+            task.threads.push(id);
+        }
+        Ok(id)
+    }
+
+    /// Makes a thread ready.
+    pub fn make_ready(&mut self, id: usize) {
+        if let Some(t) = self.thread_mut(id) {
+            t.state = ThreadState::Ready;
+            let p = t.priority;
+            self.ready.push_back(id, p);
+        }
+    }
+
+    /// Blocks the running thread.
+    pub fn block_current(&mut self, why: Wait) {
+        let cur = self.current;
+        if let Some(t) = self.thread_mut(cur) {
+            t.state = ThreadState::Blocked(why);
+        }
+    }
+
+    /// Writes syscall results into a (not running) thread's saved frame.
+    pub fn set_result(&mut self, id: usize, result: KResult<[u64; 3]>) {
+        if let Some(t) = self.thread(id) {
+            trap::with_frame(t.frame, |f| write_result(f, result));
+        }
+    }
+
+    /// Starts a task of the boot image by name; returns its id.
+    pub fn spawn(&mut self, name: &str) -> KResult<usize> {
+        let spec = self.specs.iter().find(|s| s.name == name).cloned().ok_or(Error::NotFound)?;
+        let Some(elf) = self.image.get(name) else {
+            println!("[iris] refused task '{name}': no file of that name in the boot image");
+            return Err(Error::NotFound);
+        };
+        let plan = match elfcheck::check(elf) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("[iris] refused task '{name}': {e}");
+                return Err(Error::InvalidArgument);
+            }
+        };
+        let space = paging::new_space(self.kernel_space, &mut self.frames).ok_or(Error::OutOfMemory)?;
+        if let Err(e) = self.load(space, elf, &plan) {
+            paging::destroy_space(space, &mut self.frames);
+            return Err(e);
+        }
+        let id = Self::free_slot(&mut self.tasks, 0);
+        self.tasks[id] = Some(Task {
+            name: String::from(name),
+            space,
+            priority: spec.priority,
+            threads: Vec::new(),
+            map_next: abi::USER_MAP_BASE,
+            exit: None,
+            waiters: Vec::new(),
+            init: spec.init,
+        });
+        let frame = TrapFrame::user(plan.entry, abi::USER_STACK_TOP - 8, 0);
+        let created = self.caps.add_task(id).map_err(Error::from).and_then(|_| self.new_thread(id, spec.priority, &frame));
+        match created {
+            Ok(thread) => {
+                self.make_ready(thread);
+                println!("[iris] started task '{name}' (task {id}, priority {}, entry {:#x})", spec.priority, plan.entry);
+                Ok(id)
+            }
+            Err(e) => {
+                let _ = self.caps.remove_task(id);
+                self.tasks[id] = None;
+                paging::destroy_space(space, &mut self.frames);
+                Err(e)
+            }
+        }
+    }
+
+    fn load(&mut self, space: u64, elf: &[u8], plan: &elfcheck::LoadPlan) -> KResult<()> {
+        for seg in &plan.segments {
+            let mut bits = 0;
+            if seg.writable {
+                bits |= paging::flags::WRITE;
+            }
+            if !seg.executable {
+                bits |= paging::flags::NO_EXECUTE;
+            }
+            let first = seg.vaddr & !(PAGE - 1);
+            let mut va = first;
+            while va < seg.vaddr + seg.mem_size {
+                let frame = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
+                // File bytes that land in this page.
+                let file_start = seg.vaddr.max(va);
+                let file_end = (seg.vaddr + seg.file_size).min(va + PAGE);
+                if file_start < file_end {
+                    let off = (seg.file_offset + (file_start - seg.vaddr)) as usize;
+                    let len = (file_end - file_start) as usize;
+                    if let Some(bytes) = elf.get(off..off + len) {
+                        paging::write_phys(frame, (file_start - va) as usize, bytes);
+                    }
+                }
+                if paging::map_user(space, va, frame, bits, &mut self.frames).is_err() {
+                    self.frames.free_frame(frame);
+                    return Err(Error::OutOfMemory);
+                }
+                va += PAGE;
+            }
+        }
+        let mut va = abi::USER_STACK_TOP - abi::USER_STACK_SIZE;
+        while va < abi::USER_STACK_TOP {
+            let frame = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
+            if paging::map_user(space, va, frame, paging::flags::WRITE | paging::flags::NO_EXECUTE, &mut self.frames).is_err() {
+                self.frames.free_frame(frame);
+                return Err(Error::OutOfMemory);
+            }
+            va += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Ends one thread; the task ends with its last thread.
+    pub fn end_thread(&mut self, id: usize, status: ExitStatus) {
+        let Some(task) = self.thread(id).and_then(|t| t.task) else { return };
+        self.retire_thread(id);
+        if let Some(t) = self.task_mut(task) {
+            t.threads.retain(|&x| x != id);
+            if t.threads.is_empty() {
+                self.end_task(task, status);
+            }
+        }
+    }
+
+    fn retire_thread(&mut self, id: usize) {
+        let Some(t) = self.thread_mut(id) else { return };
+        let (state, prio) = (t.state, t.priority);
+        t.state = ThreadState::Dead;
+        match state {
+            ThreadState::Ready => {
+                self.ready.remove(id, prio);
+            }
+            ThreadState::Blocked(Wait::TaskEnd(other)) => {
+                if let Some(o) = self.task_mut(other) {
+                    o.waiters.retain(|&w| w != id);
+                }
+            }
+            _ => {}
+        }
+        self.caps.remove_object(ObjectRef { kind: kind::THREAD, id: id as u64 });
+        self.zombies.push(id);
+    }
+
+    /// Ends a task: all its threads, its capabilities and (at the next
+    /// kernel entry) its memory. Wakes whoever waits for it.
+    pub fn end_task(&mut self, id: usize, status: ExitStatus) {
+        let Some(task) = self.task_mut(id) else { return };
+        if task.exit.is_some() {
+            return;
+        }
+        task.exit = Some(status);
+        let threads = core::mem::take(&mut task.threads);
+        let waiters = core::mem::take(&mut task.waiters);
+        let (space, init) = (task.space, task.init);
+        for t in threads {
+            self.retire_thread(t);
+        }
+        let _ = self.caps.remove_task(id);
+        self.dead_spaces.push(space);
+        for w in waiters {
+            self.set_result(w, Ok([status.0, status.1, 0]));
+            self.make_ready(w);
+        }
+        let name = self.task(id).map(|t| t.name.clone()).unwrap_or_default();
+        match status {
+            (abi::exit::EXITED, code) => println!("[iris] task '{name}' (task {id}) exited with code {code}"),
+            (_, vector) => println!("[iris] task '{name}' (task {id}) ended by {}", trap::vector_name(vector)),
+        }
+        if init {
+            self.shutdown(status);
+        }
+        self.prune_tasks();
+    }
+
+    /// Drops records of dead tasks that no capability names any more.
+    pub fn prune_tasks(&mut self) {
+        for id in 0..self.tasks.len() {
+            let dead = self.task(id).is_some_and(|t| t.exit.is_some());
+            if dead && self.caps.objects_referenced(ObjectRef { kind: kind::TASK, id: id as u64 }) == 0 {
+                self.tasks[id] = None;
+            }
+        }
+    }
+
+    fn shutdown(&mut self, status: ExitStatus) -> ! {
+        self.reap_all_but_current();
+        println!(
+            "[iris] init ended; {} frames free of {}; shutting down",
+            self.frames.0.free_frames(),
+            self.frames.0.total_frames()
+        );
+        if status == (abi::exit::EXITED, 0) {
+            cpu::power_off()
+        }
+        cpu::exit_qemu(exit_code::INIT_FAILED)
+    }
+
+    fn reap_all_but_current(&mut self) {
+        let cur = self.current;
+        let zombies = core::mem::take(&mut self.zombies);
+        for z in zombies {
+            if z == cur {
+                self.zombies.push(z);
+            } else if let Some(t) = self.threads.get_mut(z).and_then(Option::take) {
+                for i in 0..KSTACK_FRAMES as u64 {
+                    self.frames.free_frame(t.kstack + i * PAGE);
+                }
+            }
+        }
+    }
+
+    /// Frees what dead threads and tasks left: called at each kernel entry,
+    /// when no dead thread's stack or address space is in use.
+    fn reap(&mut self) {
+        if self.zombies.is_empty() && self.dead_spaces.is_empty() {
+            return;
+        }
+        self.reap_all_but_current();
+        paging::activate(self.current_space());
+        for space in core::mem::take(&mut self.dead_spaces) {
+            paging::destroy_space(space, &mut self.frames);
+        }
+    }
+
+    fn current_space(&self) -> u64 {
+        self.thread(self.current)
+            .and_then(|t| t.task)
+            .and_then(|t| self.task(t))
+            .filter(|t| t.exit.is_none())
+            .map_or(self.kernel_space, |t| t.space)
+    }
+
+    /// A CPU exception in user mode: report it and end the task.
+    fn user_fault(&mut self, frame: &TrapFrame) {
+        let cur = self.current;
+        let task = self.current_task();
+        let name = self.task(task).map(|t| t.name.as_str()).unwrap_or("?");
+        print!(
+            "[iris] fault in task '{name}' (task {task}, thread {cur}): {} (vector {}), error {:#x}, rip {:#x}, rsp {:#x}",
+            trap::vector_name(frame.vector),
+            frame.vector,
+            frame.error,
+            frame.rip,
+            frame.rsp
+        );
+        if frame.vector == 14 {
+            print!(", cr2 {:#x}", cpu::fault_address());
+        }
+        println!(" — task ended");
+        self.end_task(task, (abi::exit::FAULTED, frame.vector));
+    }
+
+    /// Picks the thread to run next and returns its frame.
+    fn dispatch(&mut self) -> u64 {
+        let cur = self.current;
+        let cur_prio = self.thread(cur).map_or(0, |t| t.priority);
+        let cur_runs = cur != IDLE && self.thread(cur).is_some_and(|t| t.state == ThreadState::Running);
+        let switch = match (cur_runs, self.ready.highest()) {
+            (false, _) => true,
+            (true, None) => false,
+            (true, Some(p)) => p > cur_prio || (self.resched && p == cur_prio),
+        };
+        let yielded = self.resched;
+        self.resched = false;
+        if !switch {
+            return self.thread(cur).map_or(0, |t| t.frame);
+        }
+        if cur_runs {
+            if let Some(t) = self.thread_mut(cur) {
+                t.state = ThreadState::Ready;
+            }
+            if yielded {
+                self.ready.push_back(cur, cur_prio);
+            } else {
+                self.ready.push_front(cur, cur_prio);
+            }
+        }
+        let next = self.ready.pop_highest().unwrap_or(IDLE);
+        if next != cur {
+            self.switches += 1;
+        }
+        self.current = next;
+        CURRENT_THREAD.store(next, Ordering::Relaxed);
+        let space = self.current_space();
+        let Some(t) = self.thread_mut(next) else { return 0 };
+        t.state = ThreadState::Running;
+        let (top, frame) = (t.kstack_top(), t.frame);
+        cpu::set_kernel_stack(top);
+        paging::activate(space);
+        frame
+    }
+}
+
+/// Writes a syscall's outcome into a frame: status in rax, results in rdi,
+/// rsi, rdx.
+pub fn write_result(f: &mut TrapFrame, result: KResult<[u64; 3]>) {
+    match result {
+        Ok([a, b, c]) => {
+            f.rax = 0;
+            f.rdi = a;
+            f.rsi = b;
+            f.rdx = c;
+        }
+        Err(e) => f.rax = e as u64,
+    }
+}
