@@ -236,7 +236,7 @@ pub fn map_user(space: u64, va: u64, phys: u64, bits: u64, frames: &mut dyn Fram
     Ok(())
 }
 
-fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
+fn leaf_entry(space: u64, va: u64) -> Option<&'static u64> {
     if va >= abi::USER_END {
         return None;
     }
@@ -248,12 +248,27 @@ fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
         }
         t = e & ADDR_MASK;
     }
-    Some(&mut table(t)[((va >> 12) & 511) as usize])
+    Some(&table(t)[((va >> 12) & 511) as usize])
 }
 
 /// Removes the mapping of user page `va`, returning the frame it mapped.
-pub fn unmap_user(space: u64, va: u64) -> Option<u64> {
-    let leaf = leaf_entry(space, va & !(PAGE - 1))?;
+/// Page tables left empty are freed, so a task that unmaps everything it
+/// mapped holds no more frames than before.
+pub fn unmap_user(space: u64, va: u64, frames: &mut dyn FrameSource) -> Option<u64> {
+    let va = va & !(PAGE - 1);
+    if va >= abi::USER_END {
+        return None;
+    }
+    // The tables on the way down: PML4, PDPT, PD, PT.
+    let mut path = [space; 4];
+    for (i, level) in [39u32, 30, 21].into_iter().enumerate() {
+        let e = table(path[i])[((va >> level) & 511) as usize];
+        if e & flags::PRESENT == 0 || e & flags::USER == 0 {
+            return None;
+        }
+        path[i + 1] = e & ADDR_MASK;
+    }
+    let leaf = &mut table(path[3])[((va >> 12) & 511) as usize];
     if *leaf & flags::PRESENT == 0 {
         return None;
     }
@@ -261,6 +276,14 @@ pub fn unmap_user(space: u64, va: u64) -> Option<u64> {
     *leaf = 0;
     // SAFETY: invalidating a TLB entry has no memory effects.
     unsafe { core::arch::asm!("invlpg [{}]", in(reg) va) };
+    // Free the PT, then the PD, then the PDPT while each is empty.
+    for (i, level) in [(3usize, 21u32), (2, 30), (1, 39)] {
+        if table(path[i]).iter().any(|&e| e != 0) {
+            break;
+        }
+        table(path[i - 1])[((va >> level) & 511) as usize] = 0;
+        frames.free_frame(path[i]);
+    }
     Some(phys)
 }
 

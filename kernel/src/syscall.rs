@@ -188,7 +188,7 @@ fn mem_map(k: &mut Kernel, task: usize, len: u64, flags: u64) -> KResult<u64> {
 fn unmap_range(k: &mut Kernel, space: u64, from: u64, to: u64) {
     let mut va = from;
     while va < to {
-        if let Some(f) = paging::unmap_user(space, va) {
+        if let Some(f) = paging::unmap_user(space, va, &mut k.frames) {
             k.frames.free_frame(f);
         }
         va += PAGE;

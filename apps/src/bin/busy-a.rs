@@ -1,0 +1,10 @@
+//! A busy task for the preemption scenario: works without ever yielding
+//! and prints after each round.
+#![no_std]
+#![no_main]
+
+sdk::entry!(main);
+
+fn main() -> u64 {
+    apps::busy("busy-a", 8, 3_000_000)
+}
