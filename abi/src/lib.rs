@@ -66,8 +66,21 @@ impl Sys {
     pub fn from_number(n: u64) -> Option<Sys> {
         use Sys::*;
         const ALL: [Sys; SYS_COUNT as usize] = [
-            ConsoleWrite, Yield, TaskExit, ThreadExit, ThreadCreate, ThreadStart, MemMap,
-            MemUnmap, CapCopy, CapMint, CapDelete, CapRevoke, CapInspect, Counter, TaskSpawn,
+            ConsoleWrite,
+            Yield,
+            TaskExit,
+            ThreadExit,
+            ThreadCreate,
+            ThreadStart,
+            MemMap,
+            MemUnmap,
+            CapCopy,
+            CapMint,
+            CapDelete,
+            CapRevoke,
+            CapInspect,
+            Counter,
+            TaskSpawn,
             TaskWait,
         ];
         ALL.get(usize::try_from(n).ok()?).copied()
@@ -154,9 +167,7 @@ pub mod token {
 
     /// Builds a token from its parts (each part is masked to its width).
     pub const fn make(index: u64, generation: u8, kind: u8) -> u64 {
-        (index & INDEX_MASK)
-            | ((generation as u64) << GENERATION_SHIFT)
-            | (((kind & 0xF) as u64) << KIND_SHIFT)
+        (index & INDEX_MASK) | ((generation as u64) << GENERATION_SHIFT) | (((kind & 0xF) as u64) << KIND_SHIFT)
     }
     /// The slot index of a token.
     pub const fn index(token: u64) -> u64 {

@@ -117,7 +117,15 @@ pub fn wait_expect(c: &mut Checker, name: &str, token: u64, want: (u64, u64)) {
             if ok {
                 println!("{}: ok: '{}' {} with {}", c.name, name, describe(s), s.1);
             } else {
-                println!("{}: FAILED: '{}' {} with {}, wanted {} with {}", c.name, name, describe(s), s.1, describe(want), want.1);
+                println!(
+                    "{}: FAILED: '{}' {} with {}, wanted {} with {}",
+                    c.name,
+                    name,
+                    describe(s),
+                    s.1,
+                    describe(want),
+                    want.1
+                );
             }
             c.check_silent(ok);
         }

@@ -52,8 +52,10 @@ struct Tss {
     iomap_base: u16,
 }
 
-static mut TSS: Tss = Tss { reserved0: 0, rsp: [0; 3], reserved1: 0, ist: [0; 7], reserved2: 0, reserved3: 0, iomap_base: 104 };
-static mut GDT: [u64; 7] = [0, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF, 0x00CF_F200_0000_FFFF, 0x00AF_FA00_0000_FFFF, 0, 0];
+static mut TSS: Tss =
+    Tss { reserved0: 0, rsp: [0; 3], reserved1: 0, ist: [0; 7], reserved2: 0, reserved3: 0, iomap_base: 104 };
+static mut GDT: [u64; 7] =
+    [0, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF, 0x00CF_F200_0000_FFFF, 0x00AF_FA00_0000_FFFF, 0, 0];
 
 #[repr(C, align(16))]
 struct Stack([u8; 16384]);
@@ -125,11 +127,12 @@ pub fn init() {
             t = out(reg) _,
         );
 
-        let stubs = addr_of!(isr_stub_table) as *const u64;
-        for v in 0..48usize {
+        let stubs = addr_of!(isr_stub_table);
+        let idt = &mut *core::ptr::addr_of_mut!(IDT);
+        for (v, entry) in idt.iter_mut().enumerate().take(48) {
             // Double fault, NMI and machine check run on their own stack.
             let ist = if matches!(v, 2 | 8 | 18) { 1 } else { 0 };
-            IDT[v] = idt_entry(stubs.add(v).read(), ist, false);
+            *entry = idt_entry(stubs.add(v).read(), ist, false);
         }
         let idtr = TablePointer { limit: (256 * 16 - 1) as u16, base: addr_of!(IDT) as u64 };
         core::arch::asm!("lidt [{}]", in(reg) &idtr);

@@ -49,7 +49,8 @@ pub fn parse(magic: u32, mbi: u64) -> Result<BootInfo, &'static str> {
     if magic != LOADER_MAGIC {
         return Err("not started by a multiboot loader");
     }
-    let mut info = BootInfo { ram: [Range::default(); 32], ram_count: 0, modules: [Range::default(); 8], module_count: 0 };
+    let mut info =
+        BootInfo { ram: [Range::default(); 32], ram_count: 0, modules: [Range::default(); 8], module_count: 0 };
     let flags = read_u32(mbi).ok_or("multiboot info out of reach")?;
     if flags & (1 << 6) == 0 {
         return Err("boot loader gave no memory map");

@@ -70,7 +70,7 @@ pub fn is_kernel_image(addr: u64, len: u64) -> bool {
 }
 
 fn table(phys: u64) -> &'static mut [u64; 512] {
-    assert!(phys % PAGE == 0 && is_direct_mapped(PHYS_OFFSET + phys, PAGE), "page table outside RAM");
+    assert!(phys.is_multiple_of(PAGE) && is_direct_mapped(PHYS_OFFSET + phys, PAGE), "page table outside RAM");
     // SAFETY: `phys` is a page-aligned frame in RAM (checked) that holds a
     // page table owned by the caller's address space; the kernel runs with
     // interrupts off on one CPU, so no other reference to it is live.
@@ -84,17 +84,25 @@ pub fn zero_frame(phys: u64) {
 
 /// Copies `data` into a frame at `offset`.
 pub fn write_phys(phys: u64, offset: usize, data: &[u8]) {
-    assert!(offset + data.len() <= PAGE as usize && phys % PAGE == 0 && is_direct_mapped(PHYS_OFFSET + phys, PAGE));
+    assert!(
+        offset + data.len() <= PAGE as usize && phys.is_multiple_of(PAGE) && is_direct_mapped(PHYS_OFFSET + phys, PAGE)
+    );
     // SAFETY: the destination range lies inside one RAM frame (checked),
     // which the caller owns.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (PHYS_OFFSET + phys + offset as u64) as *mut u8, data.len()) };
+    unsafe {
+        core::ptr::copy_nonoverlapping(data.as_ptr(), (PHYS_OFFSET + phys + offset as u64) as *mut u8, data.len())
+    };
 }
 
 /// Copies from a frame at `offset` into `out`.
 pub fn read_phys(phys: u64, offset: usize, out: &mut [u8]) {
-    assert!(offset + out.len() <= PAGE as usize && phys % PAGE == 0 && is_direct_mapped(PHYS_OFFSET + phys, PAGE));
+    assert!(
+        offset + out.len() <= PAGE as usize && phys.is_multiple_of(PAGE) && is_direct_mapped(PHYS_OFFSET + phys, PAGE)
+    );
     // SAFETY: the source range lies inside one RAM frame (checked).
-    unsafe { core::ptr::copy_nonoverlapping((PHYS_OFFSET + phys + offset as u64) as *const u8, out.as_mut_ptr(), out.len()) };
+    unsafe {
+        core::ptr::copy_nonoverlapping((PHYS_OFFSET + phys + offset as u64) as *const u8, out.as_mut_ptr(), out.len())
+    };
 }
 
 /// A byte slice of physical memory that the boot loader handed over (a
@@ -114,7 +122,7 @@ pub fn init_kernel_space(ram_end: u64, frames: &mut dyn FrameSource) -> Option<u
     // Until CR3 changes, frames are reached through the boot map of the
     // first GiB at KERNEL_VMA.
     let early = |phys: u64| -> &'static mut [u64; 512] {
-        assert!(phys < (1 << 30) && phys % PAGE == 0, "early frame above 1 GiB");
+        assert!(phys < (1 << 30) && phys.is_multiple_of(PAGE), "early frame above 1 GiB");
         // SAFETY: the boot page tables map the first GiB at KERNEL_VMA and
         // the frame was just handed to us by the allocator.
         unsafe { &mut *((KERNEL_VMA + phys) as *mut [u64; 512]) }
@@ -206,7 +214,7 @@ pub enum MapError {
 }
 
 fn user_page(va: u64) -> bool {
-    va % PAGE == 0 && va < abi::USER_END
+    va.is_multiple_of(PAGE) && va < abi::USER_END
 }
 
 /// Maps the user page `va` to frame `phys` with leaf `bits` (USER and

@@ -80,9 +80,28 @@ impl TrapFrame {
         fx[25] = 0x1F;
         TrapFrame {
             fx,
-            r15: 0, r14: 0, r13: 0, r12: 0, r11: 0, r10: 0, r9: 0, r8: 0,
-            rbp: 0, rdi: 0, rsi: 0, rdx: 0, rcx: 0, rbx: 0, rax: 0,
-            vector: 0, error: 0, rip: 0, cs: 0, rflags: 0, rsp: 0, ss: 0,
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rbp: 0,
+            rdi: 0,
+            rsi: 0,
+            rdx: 0,
+            rcx: 0,
+            rbx: 0,
+            rax: 0,
+            vector: 0,
+            error: 0,
+            rip: 0,
+            cs: 0,
+            rflags: 0,
+            rsp: 0,
+            ss: 0,
         }
     }
 
@@ -119,7 +138,7 @@ impl TrapFrame {
 
 /// Stores a frame at a kernel address (the top of a new thread's stack).
 pub fn write_frame(at: u64, frame: &TrapFrame) {
-    assert!(at % 16 == 0 && crate::paging::is_direct_mapped(at, FRAME_SIZE), "frame outside kernel stacks");
+    assert!(at.is_multiple_of(16) && crate::paging::is_direct_mapped(at, FRAME_SIZE), "frame outside kernel stacks");
     // SAFETY: `at` is 16-aligned and inside the direct map (checked), where
     // the kernel keeps thread stacks; the caller owns that stack.
     unsafe { core::ptr::write(at as *mut TrapFrame, frame.clone()) };
@@ -127,7 +146,10 @@ pub fn write_frame(at: u64, frame: &TrapFrame) {
 
 /// Gives mutable access to the saved frame of a thread that is not running.
 pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
-    assert!(at % 16 == 0 && (crate::paging::is_direct_mapped(at, FRAME_SIZE) || crate::paging::is_kernel_image(at, FRAME_SIZE)));
+    assert!(
+        at.is_multiple_of(16)
+            && (crate::paging::is_direct_mapped(at, FRAME_SIZE) || crate::paging::is_kernel_image(at, FRAME_SIZE))
+    );
     // SAFETY: `at` is a frame the kernel itself stored (checked to be in
     // kernel memory and aligned); the thread owning it is not running, so
     // nothing else refers to it during `f`.

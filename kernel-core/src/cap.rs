@@ -116,11 +116,7 @@ impl CapSpace {
     /// capabilities (capped at the 2^48 indices a token can carry).
     pub fn new(slots_per_task: usize) -> CapSpace {
         let index_limit = usize::try_from(token::INDEX_MASK).map_or(usize::MAX, |m| m + 1);
-        CapSpace {
-            slots_per_task: slots_per_task.min(index_limit),
-            tables: Vec::new(),
-            in_use: 0,
-        }
+        CapSpace { slots_per_task: slots_per_task.min(index_limit), tables: Vec::new(), in_use: 0 }
     }
 
     /// The most capabilities one task's table can hold.
@@ -142,11 +138,7 @@ impl CapSpace {
         if task >= self.tables.len() {
             self.tables.resize_with(task + 1, || None);
         }
-        self.tables[task] = Some(Table {
-            slots: Vec::new(),
-            used: 0,
-            lowest_free: 0,
-        });
+        self.tables[task] = Some(Table { slots: Vec::new(), used: 0, lowest_free: 0 });
         Ok(())
     }
 
@@ -170,19 +162,10 @@ impl CapSpace {
     }
 
     /// Puts a new capability with no parent and badge 0 into `task`'s table.
-    pub fn insert_root(
-        &mut self,
-        task: TaskId,
-        object: ObjectRef,
-        rights: u64,
-    ) -> Result<u64, CapError> {
+    pub fn insert_root(&mut self, task: TaskId, object: ObjectRef, rights: u64) -> Result<u64, CapError> {
         debug_assert!(object.kind <= 0xF, "object kinds must fit in 4 bits");
         let slot = self.free_slot(task)?;
-        let cap = Capability {
-            object,
-            rights,
-            badge: 0,
-        };
+        let cap = Capability { object, rights, badge: 0 };
         Ok(self.place(SlotRef { task, slot }, cap, None))
     }
 
@@ -195,13 +178,7 @@ impl CapSpace {
     /// A copy of the capability `token` names, provided it names an object of
     /// `kind` and holds every right in `needed_rights`; otherwise
     /// [`CapError::PermissionDenied`].
-    pub fn check(
-        &self,
-        task: TaskId,
-        token: u64,
-        kind: u8,
-        needed_rights: u64,
-    ) -> Result<Capability, CapError> {
+    pub fn check(&self, task: TaskId, token: u64, kind: u8, needed_rights: u64) -> Result<Capability, CapError> {
         let cap = *self.lookup(task, token)?;
         if cap.object.kind != kind || cap.rights & needed_rights != needed_rights {
             return Err(CapError::PermissionDenied);
@@ -218,37 +195,18 @@ impl CapSpace {
 
     /// Derives a capability in the same task holding only the rights both
     /// the source and `rights` have, carrying `badge`. Needs GRANT.
-    pub fn mint(
-        &mut self,
-        task: TaskId,
-        token: u64,
-        rights: u64,
-        badge: u64,
-    ) -> Result<u64, CapError> {
+    pub fn mint(&mut self, task: TaskId, token: u64, rights: u64, badge: u64) -> Result<u64, CapError> {
         let (from, cap) = self.source(task, token)?;
-        let cap = Capability {
-            rights: cap.rights & rights,
-            badge,
-            ..cap
-        };
+        let cap = Capability { rights: cap.rights & rights, badge, ..cap };
         self.derive(from, task, cap)
     }
 
     /// Derives a capability in `to_task`'s table holding only the rights both
     /// the source and `rights` have, keeping the source's badge; returns the
     /// token valid in `to_task`. Needs GRANT.
-    pub fn grant_to(
-        &mut self,
-        from_task: TaskId,
-        token: u64,
-        to_task: TaskId,
-        rights: u64,
-    ) -> Result<u64, CapError> {
+    pub fn grant_to(&mut self, from_task: TaskId, token: u64, to_task: TaskId, rights: u64) -> Result<u64, CapError> {
         let (from, cap) = self.source(from_task, token)?;
-        let cap = Capability {
-            rights: cap.rights & rights,
-            ..cap
-        };
+        let cap = Capability { rights: cap.rights & rights, ..cap };
         self.derive(from, to_task, cap)
     }
 
@@ -281,9 +239,7 @@ impl CapSpace {
                 at = child;
                 continue;
             }
-            let parent = node
-                .parent
-                .expect("a descendant of the revoked capability has a parent");
+            let parent = node.parent.expect("a descendant of the revoked capability has a parent");
             self.remove(at);
             removed += 1;
             if parent != root {
@@ -334,37 +290,23 @@ impl CapSpace {
     }
 
     fn table(&self, task: TaskId) -> Result<&Table, CapError> {
-        self.tables
-            .get(task)
-            .and_then(Option::as_ref)
-            .ok_or(CapError::NoSuchTask)
+        self.tables.get(task).and_then(Option::as_ref).ok_or(CapError::NoSuchTask)
     }
 
     fn table_mut(&mut self, task: TaskId) -> &mut Table {
-        self.tables[task]
-            .as_mut()
-            .expect("a capability link points into a task with no table")
+        self.tables[task].as_mut().expect("a capability link points into a task with no table")
     }
 
     fn slot(&self, at: SlotRef) -> &Slot {
-        &self.tables[at.task]
-            .as_ref()
-            .expect("a capability link points into a task with no table")
-            .slots[at.slot]
+        &self.tables[at.task].as_ref().expect("a capability link points into a task with no table").slots[at.slot]
     }
 
     fn node(&self, at: SlotRef) -> &Node {
-        self.slot(at)
-            .node
-            .as_ref()
-            .expect("a capability link points at an empty slot")
+        self.slot(at).node.as_ref().expect("a capability link points at an empty slot")
     }
 
     fn node_mut(&mut self, at: SlotRef) -> &mut Node {
-        self.table_mut(at.task).slots[at.slot]
-            .node
-            .as_mut()
-            .expect("a capability link points at an empty slot")
+        self.table_mut(at.task).slots[at.slot].node.as_mut().expect("a capability link points at an empty slot")
     }
 
     /// Decodes a token of `task` to the live slot it names.
@@ -376,10 +318,7 @@ impl CapSpace {
         let slot = usize::try_from(token::index(tok)).map_err(|_| CapError::NotFound)?;
         let entry = table.slots.get(slot).ok_or(CapError::NotFound)?;
         match entry.node {
-            Some(node)
-                if entry.generation == token::generation(tok)
-                    && node.cap.object.kind == token::kind(tok) =>
-            {
+            Some(node) if entry.generation == token::generation(tok) && node.cap.object.kind == token::kind(tok) => {
                 Ok(SlotRef { task, slot })
             }
             _ => Err(CapError::NotFound),
@@ -409,19 +348,10 @@ impl CapSpace {
     /// `cap`, linked under `parent` if any, and returns its token.
     fn place(&mut self, at: SlotRef, cap: Capability, parent: Option<SlotRef>) -> u64 {
         let next_sibling = parent.and_then(|p| self.node(p).first_child);
-        let node = Node {
-            cap,
-            parent,
-            first_child: None,
-            prev_sibling: None,
-            next_sibling,
-        };
+        let node = Node { cap, parent, first_child: None, prev_sibling: None, next_sibling };
         let table = self.table_mut(at.task);
         if at.slot == table.slots.len() {
-            table.slots.push(Slot {
-                generation: 0,
-                node: None,
-            });
+            table.slots.push(Slot { generation: 0, node: None });
         }
         let slot = &mut table.slots[at.slot];
         debug_assert!(slot.node.is_none());
@@ -429,10 +359,8 @@ impl CapSpace {
         let generation = slot.generation;
         table.used += 1;
         if at.slot == table.lowest_free {
-            table.lowest_free = table.slots[at.slot..]
-                .iter()
-                .position(|s| s.node.is_none())
-                .map_or(table.slots.len(), |i| at.slot + i);
+            table.lowest_free =
+                table.slots[at.slot..].iter().position(|s| s.node.is_none()).map_or(table.slots.len(), |i| at.slot + i);
         }
         self.in_use += 1;
         if let Some(next) = next_sibling {
@@ -447,14 +375,7 @@ impl CapSpace {
     /// Puts `cap` into a new slot of `to_task` as a child of `from`.
     fn derive(&mut self, from: SlotRef, to_task: TaskId, cap: Capability) -> Result<u64, CapError> {
         let slot = self.free_slot(to_task)?;
-        Ok(self.place(
-            SlotRef {
-                task: to_task,
-                slot,
-            },
-            cap,
-            Some(from),
-        ))
+        Ok(self.place(SlotRef { task: to_task, slot }, cap, Some(from)))
     }
 
     /// Frees the live slot `at`, splicing its children into its place.
@@ -574,14 +495,8 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    const THREAD_A: ObjectRef = ObjectRef {
-        kind: kind::THREAD,
-        id: 1,
-    };
-    const TASK_B: ObjectRef = ObjectRef {
-        kind: kind::TASK,
-        id: 2,
-    };
+    const THREAD_A: ObjectRef = ObjectRef { kind: kind::THREAD, id: 1 };
+    const TASK_B: ObjectRef = ObjectRef { kind: kind::TASK, id: 2 };
 
     fn space(tasks: usize, slots: usize) -> CapSpace {
         let mut s = CapSpace::new(slots);
@@ -594,19 +509,10 @@ mod tests {
     #[test]
     fn errors_convert_to_abi_errors() {
         assert_eq!(abi::Error::from(CapError::NotFound), abi::Error::NotFound);
-        assert_eq!(
-            abi::Error::from(CapError::PermissionDenied),
-            abi::Error::PermissionDenied
-        );
-        assert_eq!(
-            abi::Error::from(CapError::TableFull),
-            abi::Error::OutOfMemory
-        );
+        assert_eq!(abi::Error::from(CapError::PermissionDenied), abi::Error::PermissionDenied);
+        assert_eq!(abi::Error::from(CapError::TableFull), abi::Error::OutOfMemory);
         assert_eq!(abi::Error::from(CapError::NoSuchTask), abi::Error::NotFound);
-        assert_eq!(
-            abi::Error::from(CapError::TaskExists),
-            abi::Error::InvalidState
-        );
+        assert_eq!(abi::Error::from(CapError::TaskExists), abi::Error::InvalidState);
     }
 
     #[test]
@@ -633,11 +539,7 @@ mod tests {
         let mut s = space(1, 4);
         let t = s.insert_root(0, THREAD_A, READ | GRANT).unwrap();
         assert_eq!(t, token::make(0, 0, kind::THREAD));
-        let cap = Capability {
-            object: THREAD_A,
-            rights: READ | GRANT,
-            badge: 0,
-        };
+        let cap = Capability { object: THREAD_A, rights: READ | GRANT, badge: 0 };
         assert_eq!(s.lookup(0, t), Ok(&cap));
         let u = s.insert_root(0, TASK_B, READ).unwrap();
         assert_eq!(u, token::make(1, 0, kind::TASK));
@@ -661,22 +563,10 @@ mod tests {
             }
         }
         // Wrong generation, empty slot, out of the table, out of the limit.
-        assert_eq!(
-            s.lookup(0, token::make(0, 1, kind::THREAD)),
-            Err(CapError::NotFound)
-        );
-        assert_eq!(
-            s.lookup(0, token::make(1, 0, kind::THREAD)),
-            Err(CapError::NotFound)
-        );
-        assert_eq!(
-            s.lookup(0, token::make(3, 0, kind::THREAD)),
-            Err(CapError::NotFound)
-        );
-        assert_eq!(
-            s.lookup(0, token::make(4, 0, kind::THREAD)),
-            Err(CapError::NotFound)
-        );
+        assert_eq!(s.lookup(0, token::make(0, 1, kind::THREAD)), Err(CapError::NotFound));
+        assert_eq!(s.lookup(0, token::make(1, 0, kind::THREAD)), Err(CapError::NotFound));
+        assert_eq!(s.lookup(0, token::make(3, 0, kind::THREAD)), Err(CapError::NotFound));
+        assert_eq!(s.lookup(0, token::make(4, 0, kind::THREAD)), Err(CapError::NotFound));
         assert_eq!(s.lookup(0, token::INDEX_MASK), Err(CapError::NotFound));
         assert_eq!(s.lookup(0, u64::MAX), Err(CapError::NotFound));
         // Every operation decodes the same way.
@@ -698,14 +588,8 @@ mod tests {
         let cap = s.check(0, t, kind::THREAD, READ | WRITE).unwrap();
         assert_eq!(cap.object, THREAD_A);
         assert!(s.check(0, t, kind::THREAD, 0).is_ok());
-        assert_eq!(
-            s.check(0, t, kind::TASK, READ),
-            Err(CapError::PermissionDenied)
-        );
-        assert_eq!(
-            s.check(0, t, kind::THREAD, READ | GRANT),
-            Err(CapError::PermissionDenied)
-        );
+        assert_eq!(s.check(0, t, kind::TASK, READ), Err(CapError::PermissionDenied));
+        assert_eq!(s.check(0, t, kind::THREAD, READ | GRANT), Err(CapError::PermissionDenied));
         assert_eq!(s.check(1, t, kind::THREAD, 0), Err(CapError::NoSuchTask));
     }
 
@@ -729,14 +613,7 @@ mod tests {
         let mut s = space(1, 8);
         let root = s.insert_root(0, THREAD_A, READ | GRANT).unwrap();
         let m = s.mint(0, root, READ | WRITE | REVOKE, 5).unwrap();
-        assert_eq!(
-            s.lookup(0, m),
-            Ok(&Capability {
-                object: THREAD_A,
-                rights: READ,
-                badge: 5
-            })
-        );
+        assert_eq!(s.lookup(0, m), Ok(&Capability { object: THREAD_A, rights: READ, badge: 5 }));
         assert_eq!(s.parent_of(0, m), Some((0, 0)));
         assert_eq!(s.mint(0, m, READ, 6), Err(CapError::PermissionDenied));
         // The mint token carries the object's kind.
@@ -750,14 +627,7 @@ mod tests {
         let root = s.insert_root(0, TASK_B, ALL).unwrap();
         let badged = s.mint(0, root, ALL, 9).unwrap();
         let g = s.grant_to(0, badged, 1, READ | GRANT).unwrap();
-        assert_eq!(
-            s.lookup(1, g),
-            Ok(&Capability {
-                object: TASK_B,
-                rights: READ | GRANT,
-                badge: 9
-            })
-        );
+        assert_eq!(s.lookup(1, g), Ok(&Capability { object: TASK_B, rights: READ | GRANT, badge: 9 }));
         assert_eq!(s.parent_of(1, g), Some((0, 1)));
         assert_eq!(s.slots_in_use_of(1), Ok(1));
         assert_eq!(s.grant_to(0, root, 2, ALL), Err(CapError::NoSuchTask));
@@ -765,10 +635,7 @@ mod tests {
         assert_eq!(s.lookup(1, root), s.lookup(1, g));
         assert_eq!(s.grant_to(1, badged, 0, ALL), Err(CapError::NotFound));
         let weak = s.grant_to(1, g, 1, READ).unwrap();
-        assert_eq!(
-            s.grant_to(1, weak, 0, READ),
-            Err(CapError::PermissionDenied)
-        );
+        assert_eq!(s.grant_to(1, weak, 0, READ), Err(CapError::PermissionDenied));
         // Task 0 is full.
         assert_eq!(s.grant_to(1, g, 0, ALL), Err(CapError::TableFull));
         assert_eq!(s.slots_in_use(), 4);
@@ -973,10 +840,7 @@ mod tests {
         let a1 = s.grant_to(0, a, 1, ALL).unwrap();
         let b1 = s.grant_to(1, b, 0, ALL).unwrap();
         let _a2 = s.copy(1, a1).unwrap();
-        let same_id_other_kind = ObjectRef {
-            kind: kind::ENDPOINT,
-            id: THREAD_A.id,
-        };
+        let same_id_other_kind = ObjectRef { kind: kind::ENDPOINT, id: THREAD_A.id };
         s.insert_root(0, same_id_other_kind, ALL).unwrap();
         assert_eq!(s.objects_referenced(THREAD_A), 3);
         assert_eq!(s.objects_referenced(TASK_B), 2);
@@ -994,14 +858,7 @@ mod tests {
 
     const TASKS: usize = 4;
     const SLOTS: usize = 4;
-    const OBJECTS: [ObjectRef; 3] = [
-        THREAD_A,
-        TASK_B,
-        ObjectRef {
-            kind: kind::ENDPOINT,
-            id: 3,
-        },
-    ];
+    const OBJECTS: [ObjectRef; 3] = [THREAD_A, TASK_B, ObjectRef { kind: kind::ENDPOINT, id: 3 }];
 
     #[derive(Clone, Debug)]
     enum Op {
@@ -1058,10 +915,7 @@ mod tests {
             if !self.present[task] {
                 return Err(CapError::NoSuchTask);
             }
-            self.caps
-                .iter()
-                .position(|c| c.id == id)
-                .ok_or(CapError::NotFound)
+            self.caps.iter().position(|c| c.id == id).ok_or(CapError::NotFound)
         }
 
         fn source(&self, task: usize, id: usize) -> Result<usize, CapError> {
@@ -1072,12 +926,7 @@ mod tests {
             Ok(i)
         }
 
-        fn insert(
-            &mut self,
-            task: usize,
-            cap: Capability,
-            parent: Option<usize>,
-        ) -> Result<usize, CapError> {
+        fn insert(&mut self, task: usize, cap: Capability, parent: Option<usize>) -> Result<usize, CapError> {
             if !self.present[task] {
                 return Err(CapError::NoSuchTask);
             }
@@ -1086,12 +935,7 @@ mod tests {
             }
             let id = self.next_id;
             self.next_id += 1;
-            self.caps.push(MCap {
-                id,
-                task,
-                cap,
-                parent,
-            });
+            self.caps.push(MCap { id, task, cap, parent });
             Ok(id)
         }
 
@@ -1154,9 +998,7 @@ mod tests {
         match (real, model) {
             (Ok(_), Ok(_)) => Ok(()),
             (Err(a), Err(b)) if a == b => Ok(()),
-            _ => Err(TestCaseError::fail(std::format!(
-                "{op:?}: real {real:?}, model {model:?}"
-            ))),
+            _ => Err(TestCaseError::fail(std::format!("{op:?}: real {real:?}, model {model:?}"))),
         }
     }
 
@@ -1205,22 +1047,13 @@ mod tests {
 
     fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         let mut s = space(TASKS - 1, SLOTS);
-        let mut m = Model {
-            present: [true, true, true, false],
-            caps: Vec::new(),
-            next_id: 0,
-        };
+        let mut m = Model { present: [true, true, true, false], caps: Vec::new(), next_id: 0 };
         let mut held: Vec<Held> = Vec::new();
         for op in ops {
-            let pick =
-                |i: &prop::sample::Index| (!held.is_empty()).then(|| held[i.index(held.len())]);
+            let pick = |i: &prop::sample::Index| (!held.is_empty()).then(|| held[i.index(held.len())]);
             match op {
                 Op::InsertRoot(t, o, r) => {
-                    let cap = Capability {
-                        object: OBJECTS[*o],
-                        rights: *r,
-                        badge: 0,
-                    };
+                    let cap = Capability { object: OBJECTS[*o], rights: *r, badge: 0 };
                     let real = s.insert_root(*t, cap.object, *r);
                     let model = m.insert(*t, cap, None);
                     issued(real, model, *t, &mut held, op)?;
@@ -1228,9 +1061,7 @@ mod tests {
                 Op::Copy(i) => {
                     let Some(h) = pick(i) else { continue };
                     let real = s.copy(h.task, h.token);
-                    let model = m
-                        .source(h.task, h.id)
-                        .and_then(|i| m.insert(h.task, m.caps[i].cap, Some(h.id)));
+                    let model = m.source(h.task, h.id).and_then(|i| m.insert(h.task, m.caps[i].cap, Some(h.id)));
                     issued(real, model, h.task, &mut held, op)?;
                 }
                 Op::Mint(i, r, b) => {
@@ -1238,11 +1069,7 @@ mod tests {
                     let real = s.mint(h.task, h.token, *r, *b);
                     let model = m.source(h.task, h.id).and_then(|i| {
                         let src = m.caps[i].cap;
-                        let cap = Capability {
-                            rights: src.rights & r,
-                            badge: *b,
-                            ..src
-                        };
+                        let cap = Capability { rights: src.rights & r, badge: *b, ..src };
                         m.insert(h.task, cap, Some(h.id))
                     });
                     issued(real, model, h.task, &mut held, op)?;
@@ -1252,10 +1079,7 @@ mod tests {
                     let real = s.grant_to(h.task, h.token, *to, *r);
                     let model = m.source(h.task, h.id).and_then(|i| {
                         let src = m.caps[i].cap;
-                        let cap = Capability {
-                            rights: src.rights & r,
-                            ..src
-                        };
+                        let cap = Capability { rights: src.rights & r, ..src };
                         m.insert(*to, cap, Some(h.id))
                     });
                     issued(real, model, *to, &mut held, op)?;

@@ -11,9 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use abi::{PAGE_SIZE, USER_END, USER_MAP_BASE, USER_MIN, USER_STACK_SIZE, USER_STACK_TOP};
-use elf::abi::{
-    EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_EXEC, PF_W, PF_X, PT_LOAD,
-};
+use elf::abi::{EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_EXEC, PF_W, PF_X, PT_LOAD};
 use elf::endian::LittleEndian;
 use elf::file::Class;
 use elf::{ElfBytes, ParseError};
@@ -286,11 +284,7 @@ fn check_ident(bytes: &[u8]) -> Result<(), ElfError> {
 }
 
 /// Checks one `PT_LOAD` program header and turns it into a [`Segment`].
-fn check_segment(
-    index: usize,
-    phdr: &elf::segment::ProgramHeader,
-    file_len: u64,
-) -> Result<Segment, ElfError> {
+fn check_segment(index: usize, phdr: &elf::segment::ProgramHeader, file_len: u64) -> Result<Segment, ElfError> {
     let segment = Segment {
         vaddr: phdr.p_vaddr,
         mem_size: phdr.p_memsz,
@@ -317,34 +311,19 @@ fn check_segment(
     }
     let mem_end = segment.vaddr.checked_add(segment.mem_size);
     let Some(mem_end) = mem_end.filter(|&end| segment.vaddr >= USER_MIN && end <= USER_END) else {
-        return Err(ElfError::OutsideUserSpace {
-            index,
-            vaddr: segment.vaddr,
-            mem_size: segment.mem_size,
-        });
+        return Err(ElfError::OutsideUserSpace { index, vaddr: segment.vaddr, mem_size: segment.mem_size });
     };
     // The stack lies above the memory-map area, so ending by the map base
     // keeps a segment clear of both.
     const _: () = assert!(USER_MAP_BASE <= USER_STACK_TOP - USER_STACK_SIZE);
     if mem_end > USER_MAP_BASE {
-        return Err(ElfError::ReservedRegion {
-            index,
-            vaddr: segment.vaddr,
-            mem_size: segment.mem_size,
-        });
+        return Err(ElfError::ReservedRegion { index, vaddr: segment.vaddr, mem_size: segment.mem_size });
     }
     if segment.vaddr % PAGE_SIZE != segment.file_offset % PAGE_SIZE {
-        return Err(ElfError::Misaligned {
-            index,
-            vaddr: segment.vaddr,
-            offset: segment.file_offset,
-        });
+        return Err(ElfError::Misaligned { index, vaddr: segment.vaddr, offset: segment.file_offset });
     }
     if segment.writable && segment.executable {
-        return Err(ElfError::WritableAndExecutable {
-            index,
-            vaddr: segment.vaddr,
-        });
+        return Err(ElfError::WritableAndExecutable { index, vaddr: segment.vaddr });
     }
     Ok(segment)
 }
@@ -366,19 +345,13 @@ pub fn check(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
     let file = ElfBytes::<LittleEndian>::minimal_parse(bytes)?;
     let header = &file.ehdr;
     if header.class != Class::ELF64 {
-        return Err(ElfError::NotElf64 {
-            class: bytes.get(EI_CLASS).copied().unwrap_or(0),
-        });
+        return Err(ElfError::NotElf64 { class: bytes.get(EI_CLASS).copied().unwrap_or(0) });
     }
     if header.e_type != ET_EXEC {
-        return Err(ElfError::NotExecutable {
-            e_type: header.e_type,
-        });
+        return Err(ElfError::NotExecutable { e_type: header.e_type });
     }
     if header.e_machine != EM_X86_64 {
-        return Err(ElfError::WrongMachine {
-            machine: header.e_machine,
-        });
+        return Err(ElfError::WrongMachine { machine: header.e_machine });
     }
     let file_len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
 
@@ -413,10 +386,7 @@ pub fn check(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
         })?;
         for &(other, other_start, other_end) in &spans {
             if start < other_end && other_start < end {
-                return Err(ElfError::Overlap {
-                    first: other,
-                    second: index,
-                });
+                return Err(ElfError::Overlap { first: other, second: index });
             }
         }
         spans.push((index, start, end));
@@ -430,17 +400,12 @@ pub fn check(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
     }
 
     let entry = header.e_entry;
-    let entry_ok = loads
-        .iter()
-        .any(|(_, s)| s.executable && entry >= s.vaddr && entry - s.vaddr < s.mem_size);
+    let entry_ok = loads.iter().any(|(_, s)| s.executable && entry >= s.vaddr && entry - s.vaddr < s.mem_size);
     if !entry_ok {
         return Err(ElfError::EntryNotExecutable { entry });
     }
 
-    Ok(LoadPlan {
-        entry,
-        segments: loads.into_iter().map(|(_, segment)| segment).collect(),
-    })
+    Ok(LoadPlan { entry, segments: loads.into_iter().map(|(_, segment)| segment).collect() })
 }
 
 #[cfg(test)]
@@ -469,15 +434,7 @@ mod tests {
     const RW: u32 = PF_R | PF_W;
 
     fn load(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> Ph {
-        Ph {
-            p_type: PT_LOAD,
-            flags,
-            offset,
-            vaddr,
-            filesz,
-            memsz,
-            align: PAGE_SIZE,
-        }
+        Ph { p_type: PT_LOAD, flags, offset, vaddr, filesz, memsz, align: PAGE_SIZE }
     }
 
     /// Writes a minimal ELF64 little-endian x86-64 executable: the file
@@ -529,26 +486,10 @@ mod tests {
     /// with a note and a stack header that `check` must ignore.
     fn sample_phs() -> Vec<Ph> {
         vec![
-            Ph {
-                p_type: PT_NOTE,
-                flags: PF_R,
-                offset: 0x200,
-                vaddr: 0,
-                filesz: 0x20,
-                memsz: 0x20,
-                align: 4,
-            },
+            Ph { p_type: PT_NOTE, flags: PF_R, offset: 0x200, vaddr: 0, filesz: 0x20, memsz: 0x20, align: 4 },
             load(RX, 0, TEXT, 0x1800, 0x1800),
             load(RW, 0x2000, TEXT + 0x2000, 0x800, 0x3000),
-            Ph {
-                p_type: PT_GNU_STACK,
-                flags: RW,
-                offset: 0,
-                vaddr: 0,
-                filesz: 0,
-                memsz: 0,
-                align: 16,
-            },
+            Ph { p_type: PT_GNU_STACK, flags: RW, offset: 0, vaddr: 0, filesz: 0, memsz: 0, align: 16 },
         ]
     }
 
@@ -617,13 +558,7 @@ mod tests {
         for i in 1..MAX_SEGMENTS as u64 {
             phs.push(load(PF_R, 0, TEXT + i * PAGE_SIZE, 0x100, 0x100));
         }
-        assert_eq!(
-            check(&elf_file(TEXT, &phs, FILE_LEN))
-                .unwrap()
-                .segments
-                .len(),
-            MAX_SEGMENTS
-        );
+        assert_eq!(check(&elf_file(TEXT, &phs, FILE_LEN)).unwrap().segments.len(), MAX_SEGMENTS);
         // Exactly MAX_TOTAL_MEM.
         assert!(check_with(ENTRY, |phs| {
             phs[2].memsz = MAX_TOTAL_MEM - 0x2000;
@@ -638,10 +573,7 @@ mod tests {
         assert!(matches!(check(&[0u8; 200]), Err(ElfError::Parse(_))));
         let valid = sample();
         for len in [4, 16, 30, EHDR_SIZE - 1, EHDR_SIZE + PHDR_SIZE] {
-            assert!(
-                matches!(check(&valid[..len]), Err(ElfError::Parse(_))),
-                "length {len}"
-            );
+            assert!(matches!(check(&valid[..len]), Err(ElfError::Parse(_))), "length {len}");
         }
     }
 
@@ -650,44 +582,23 @@ mod tests {
         let mut file = sample();
         file[4] = 1;
         assert!(matches!(check(&file), Err(ElfError::NotElf64 { class: 1 })));
-        assert!(matches!(
-            check(&file[..5]),
-            Err(ElfError::NotElf64 { class: 1 })
-        ));
+        assert!(matches!(check(&file[..5]), Err(ElfError::NotElf64 { class: 1 })));
         let mut file = sample();
         file[5] = 2;
-        assert!(matches!(
-            check(&file),
-            Err(ElfError::NotLittleEndian { data: 2 })
-        ));
+        assert!(matches!(check(&file), Err(ElfError::NotLittleEndian { data: 2 })));
         let mut file = sample();
         file[16..18].copy_from_slice(&3u16.to_le_bytes());
-        assert!(matches!(
-            check(&file),
-            Err(ElfError::NotExecutable { e_type: 3 })
-        ));
+        assert!(matches!(check(&file), Err(ElfError::NotExecutable { e_type: 3 })));
         let mut file = sample();
         file[18..20].copy_from_slice(&3u16.to_le_bytes());
-        assert!(matches!(
-            check(&file),
-            Err(ElfError::WrongMachine { machine: 3 })
-        ));
+        assert!(matches!(check(&file), Err(ElfError::WrongMachine { machine: 3 })));
     }
 
     #[test]
     fn no_load_segment() {
-        assert!(matches!(
-            check(&elf_file(ENTRY, &[], FILE_LEN)),
-            Err(ElfError::NoLoadSegment)
-        ));
-        assert!(matches!(
-            check_with(ENTRY, |phs| phs.retain(|p| p.p_type != PT_LOAD)),
-            Err(ElfError::NoLoadSegment)
-        ));
-        assert!(matches!(
-            check(&elf_file(ENTRY, &[load(RX, 0, TEXT, 0, 0)], FILE_LEN)),
-            Err(ElfError::NoLoadSegment)
-        ));
+        assert!(matches!(check(&elf_file(ENTRY, &[], FILE_LEN)), Err(ElfError::NoLoadSegment)));
+        assert!(matches!(check_with(ENTRY, |phs| phs.retain(|p| p.p_type != PT_LOAD)), Err(ElfError::NoLoadSegment)));
+        assert!(matches!(check(&elf_file(ENTRY, &[load(RX, 0, TEXT, 0, 0)], FILE_LEN)), Err(ElfError::NoLoadSegment)));
     }
 
     #[test]
@@ -696,30 +607,20 @@ mod tests {
         for i in 1..=MAX_SEGMENTS as u64 {
             phs.push(load(PF_R, 0, TEXT + i * PAGE_SIZE, 0x100, 0x100));
         }
-        assert!(matches!(
-            check(&elf_file(TEXT, &phs, FILE_LEN)),
-            Err(ElfError::TooManySegments)
-        ));
+        assert!(matches!(check(&elf_file(TEXT, &phs, FILE_LEN)), Err(ElfError::TooManySegments)));
     }
 
     #[test]
     fn file_size_larger_than_mem_size() {
         assert!(matches!(
             check_with(ENTRY, |phs| phs[2].filesz = 0x3001),
-            Err(ElfError::FileSizeExceedsMemSize {
-                index: 2,
-                file_size: 0x3001,
-                mem_size: 0x3000
-            })
+            Err(ElfError::FileSizeExceedsMemSize { index: 2, file_size: 0x3001, mem_size: 0x3000 })
         ));
     }
 
     #[test]
     fn contents_past_the_end_of_the_file() {
-        assert!(matches!(
-            check_with(ENTRY, |phs| phs[2].filesz = 0x801),
-            Err(ElfError::OutsideFile { index: 2, .. })
-        ));
+        assert!(matches!(check_with(ENTRY, |phs| phs[2].filesz = 0x801), Err(ElfError::OutsideFile { index: 2, .. })));
         assert!(matches!(
             check_with(ENTRY, |phs| {
                 phs[2].offset = u64::MAX - 0xfff;
@@ -786,11 +687,7 @@ mod tests {
     fn address_and_offset_not_congruent() {
         assert!(matches!(
             check_with(ENTRY, |phs| phs[2].offset = 0x1ff0),
-            Err(ElfError::Misaligned {
-                index: 2,
-                vaddr: 0x40_2000,
-                offset: 0x1ff0
-            })
+            Err(ElfError::Misaligned { index: 2, vaddr: 0x40_2000, offset: 0x1ff0 })
         ));
     }
 
@@ -811,27 +708,17 @@ mod tests {
                 phs[2].offset = 0x1800;
                 phs[2].filesz = 0x800;
             }),
-            Err(ElfError::Overlap {
-                first: 1,
-                second: 2
-            })
+            Err(ElfError::Overlap { first: 1, second: 2 })
         ));
         // One segment wholly inside another.
         assert!(matches!(
             check_with(ENTRY, |phs| phs.push(load(PF_R, 0, TEXT, 0x10, 0x10))),
-            Err(ElfError::Overlap {
-                first: 1,
-                second: 4
-            })
+            Err(ElfError::Overlap { first: 1, second: 4 })
         ));
         // An earlier segment at a higher address.
         assert!(matches!(
-            check_with(ENTRY, |phs| phs
-                .insert(0, load(PF_R, 0x2000, TEXT + 0x4000, 0, 0x10))),
-            Err(ElfError::Overlap {
-                first: 0,
-                second: 3
-            })
+            check_with(ENTRY, |phs| phs.insert(0, load(PF_R, 0x2000, TEXT + 0x4000, 0, 0x10))),
+            Err(ElfError::Overlap { first: 0, second: 3 })
         ));
     }
 
@@ -876,8 +763,7 @@ mod tests {
             .unwrap_err()
         );
         assert!(
-            message.starts_with("segment 2 at 0xffff800000000000 ")
-                && message.contains("outside user space"),
+            message.starts_with("segment 2 at 0xffff800000000000 ") && message.contains("outside user space"),
             "{message}"
         );
         for error in [
@@ -901,10 +787,7 @@ mod tests {
             assert!(s.vaddr >= USER_MIN && end <= USER_MAP_BASE);
             assert!(end <= USER_END);
             let stack = USER_STACK_TOP - USER_STACK_SIZE;
-            assert!(
-                end <= stack || s.vaddr >= USER_STACK_TOP,
-                "{s:?} overlaps the stack"
-            );
+            assert!(end <= stack || s.vaddr >= USER_STACK_TOP, "{s:?} overlaps the stack");
             let file_end = s.file_offset.checked_add(s.file_size).unwrap();
             assert!(file_end <= bytes.len() as u64);
             assert!(s.file_size <= s.mem_size);
@@ -920,9 +803,7 @@ mod tests {
                 assert!(a1 <= b0 || b1 <= a0, "{a:?} and {b:?} share a page");
             }
         }
-        assert!(segs
-            .iter()
-            .any(|s| s.executable && s.vaddr <= plan.entry && plan.entry < s.vaddr + s.mem_size));
+        assert!(segs.iter().any(|s| s.executable && s.vaddr <= plan.entry && plan.entry < s.vaddr + s.mem_size));
     }
 
     /// Addresses and sizes near the interesting boundaries.

@@ -184,9 +184,7 @@ fn decode_name(field: &[u8]) -> Result<&str, NameError> {
 
 /// Rounds `value` up to a multiple of [`DATA_ALIGN`]; `None` on overflow.
 fn align_up(value: usize) -> Option<usize> {
-    value
-        .checked_add(DATA_ALIGN - 1)
-        .map(|v| v & !(DATA_ALIGN - 1))
+    value.checked_add(DATA_ALIGN - 1).map(|v| v & !(DATA_ALIGN - 1))
 }
 
 /// Builds a boot image holding `files`, each a `(name, data)` pair, in the
@@ -194,27 +192,19 @@ fn align_up(value: usize) -> Option<usize> {
 /// file's data starts on an 8-byte boundary.
 pub fn build(files: &[(&str, &[u8])]) -> Result<Vec<u8>, ImageError> {
     if files.len() > MAX_ENTRIES {
-        return Err(ImageError::TooManyEntries(
-            u64::try_from(files.len()).unwrap_or(u64::MAX),
-        ));
+        return Err(ImageError::TooManyEntries(u64::try_from(files.len()).unwrap_or(u64::MAX)));
     }
     for (index, (name, _)) in files.iter().enumerate() {
         check_name(name).map_err(|problem| ImageError::BadName { index, problem })?;
         if let Some(first) = files.iter().take(index).position(|(n, _)| n == name) {
-            return Err(ImageError::DuplicateName {
-                first,
-                second: index,
-            });
+            return Err(ImageError::DuplicateName { first, second: index });
         }
     }
     let count = u32::try_from(files.len()).map_err(|_| ImageError::TooLarge)?;
 
     // Lay the files out after the table.
-    let table_end = files
-        .len()
-        .checked_mul(ENTRY_SIZE)
-        .and_then(|t| t.checked_add(HEADER_SIZE))
-        .ok_or(ImageError::TooLarge)?;
+    let table_end =
+        files.len().checked_mul(ENTRY_SIZE).and_then(|t| t.checked_add(HEADER_SIZE)).ok_or(ImageError::TooLarge)?;
     let mut placed = Vec::with_capacity(files.len());
     let mut cursor = table_end;
     for (_, data) in files {
@@ -298,23 +288,14 @@ impl<'a> Image<'a> {
             .checked_mul(ENTRY_SIZE)
             .and_then(|t| t.checked_add(HEADER_SIZE))
             .filter(|&end| end <= bytes.len())
-            .ok_or(ImageError::TableTruncated {
-                count: count_word,
-                len: bytes.len(),
-            })?;
+            .ok_or(ImageError::TableTruncated { count: count_word, len: bytes.len() })?;
         let image = Image { bytes, count };
 
         for index in 0..count {
-            let raw = image.raw_entry(index).ok_or(ImageError::TableTruncated {
-                count: count_word,
-                len: bytes.len(),
-            })?;
-            let out_of_range = ImageError::EntryOutOfRange {
-                index,
-                offset: raw.offset,
-                size: raw.size,
-                len: bytes.len(),
-            };
+            let raw =
+                image.raw_entry(index).ok_or(ImageError::TableTruncated { count: count_word, len: bytes.len() })?;
+            let out_of_range =
+                ImageError::EntryOutOfRange { index, offset: raw.offset, size: raw.size, len: bytes.len() };
             let start = usize::try_from(raw.offset).map_err(|_| out_of_range)?;
             let size = usize::try_from(raw.size).map_err(|_| out_of_range)?;
             let end = start.checked_add(size).ok_or(out_of_range)?;
@@ -324,10 +305,7 @@ impl<'a> Image<'a> {
             decode_name(raw.name).map_err(|problem| ImageError::BadName { index, problem })?;
             for first in 0..index {
                 if image.raw_entry(first).map(|e| e.name) == Some(raw.name) {
-                    return Err(ImageError::DuplicateName {
-                        first,
-                        second: index,
-                    });
+                    return Err(ImageError::DuplicateName { first, second: index });
                 }
             }
         }
@@ -367,9 +345,7 @@ impl<'a> Image<'a> {
 
     /// The data of the entry called `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.entries()
-            .find(|&(entry_name, _)| entry_name == name)
-            .map(|(_, data)| data)
+        self.entries().find(|&(entry_name, _)| entry_name == name).map(|(_, data)| data)
     }
 
     /// Every entry's name and data, in table order.
@@ -414,28 +390,14 @@ mod tests {
         let image = Image::parse(&blob).unwrap();
         assert_eq!(image.len(), 4);
         assert!(!image.is_empty());
-        assert_eq!(
-            image.get("manifest"),
-            Some(&b"task init priority=5 init\n"[..])
-        );
+        assert_eq!(image.get("manifest"), Some(&b"task init priority=5 init\n"[..]));
         assert_eq!(image.get("init"), Some(&[1u8, 2, 3, 4, 5][..]));
         assert_eq!(image.get("empty"), Some(&[][..]));
-        assert_eq!(
-            image.get("a-name-of-exactly-32-bytes-long!"),
-            Some(&[9u8; 17][..])
-        );
+        assert_eq!(image.get("a-name-of-exactly-32-bytes-long!"), Some(&[9u8; 17][..]));
         assert_eq!(image.get("missing"), None);
         assert_eq!(image.get(""), None);
         let names: Vec<&str> = image.entries().map(|(n, _)| n).collect();
-        assert_eq!(
-            names,
-            [
-                "manifest",
-                "init",
-                "empty",
-                "a-name-of-exactly-32-bytes-long!"
-            ]
-        );
+        assert_eq!(names, ["manifest", "init", "empty", "a-name-of-exactly-32-bytes-long!"]);
     }
 
     #[test]
@@ -464,31 +426,16 @@ mod tests {
         let long = "x".repeat(NAME_MAX + 1);
         assert_eq!(
             build(&[("ok", b"1"), ("", b"2")]),
-            Err(ImageError::BadName {
-                index: 1,
-                problem: NameError::Empty
-            })
+            Err(ImageError::BadName { index: 1, problem: NameError::Empty })
         );
         assert_eq!(
             build(&[(long.as_str(), b"")]),
-            Err(ImageError::BadName {
-                index: 0,
-                problem: NameError::TooLong(33)
-            })
+            Err(ImageError::BadName { index: 0, problem: NameError::TooLong(33) })
         );
-        assert_eq!(
-            build(&[("a\0b", b"")]),
-            Err(ImageError::BadName {
-                index: 0,
-                problem: NameError::ContainsNul
-            })
-        );
+        assert_eq!(build(&[("a\0b", b"")]), Err(ImageError::BadName { index: 0, problem: NameError::ContainsNul }));
         assert_eq!(
             build(&[("a", b""), ("b", b""), ("a", b"x")]),
-            Err(ImageError::DuplicateName {
-                first: 0,
-                second: 2
-            })
+            Err(ImageError::DuplicateName { first: 0, second: 2 })
         );
     }
 
@@ -496,10 +443,7 @@ mod tests {
     fn build_rejects_too_many_entries() {
         let names: Vec<String> = (0..=MAX_ENTRIES).map(|i| std::format!("t{i}")).collect();
         let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &[][..])).collect();
-        assert_eq!(
-            build(&files),
-            Err(ImageError::TooManyEntries(MAX_ENTRIES as u64 + 1))
-        );
+        assert_eq!(build(&files), Err(ImageError::TooManyEntries(MAX_ENTRIES as u64 + 1)));
         assert!(build(&files[..MAX_ENTRIES]).is_ok());
     }
 
@@ -543,16 +487,10 @@ mod tests {
         // and run off the end).
         let mut blob = sample();
         blob[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            Image::parse(&blob),
-            Err(ImageError::TooManyEntries(u64::from(u32::MAX)))
-        );
+        assert_eq!(Image::parse(&blob), Err(ImageError::TooManyEntries(u64::from(u32::MAX))));
         let mut blob = sample();
         blob[8..12].copy_from_slice(&100u32.to_le_bytes());
-        assert!(matches!(
-            Image::parse(&blob),
-            Err(ImageError::TableTruncated { count: 100, .. })
-        ));
+        assert!(matches!(Image::parse(&blob), Err(ImageError::TableTruncated { count: 100, .. })));
     }
 
     #[test]
@@ -562,13 +500,7 @@ mod tests {
         let mut blob = build(&[("a", &[0u8; 200])]).unwrap();
         blob[8..12].copy_from_slice(&2u32.to_le_bytes());
         let err = Image::parse(&blob).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ImageError::EntryOutOfRange { .. } | ImageError::BadName { .. }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, ImageError::EntryOutOfRange { .. } | ImageError::BadName { .. }), "{err:?}");
         // The first entry's data now lies inside the (longer) table.
         let mut blob = build(&[("a", &[0u8; 200]), ("b", &[0u8; 8])]).unwrap();
         blob[8..12].copy_from_slice(&3u32.to_le_bytes());
@@ -592,10 +524,7 @@ mod tests {
             put_u64(&mut bad, offset_field(1), offset);
             put_u64(&mut bad, offset_field(1) + 8, size);
             assert!(
-                matches!(
-                    Image::parse(&bad),
-                    Err(ImageError::EntryOutOfRange { index: 1, .. })
-                ),
+                matches!(Image::parse(&bad), Err(ImageError::EntryOutOfRange { index: 1, .. })),
                 "offset {offset:#x} size {size:#x}"
             );
         }
@@ -613,43 +542,19 @@ mod tests {
 
         let mut bad = blob.clone();
         bad[name_at..name_at + NAME_MAX].fill(0);
-        assert_eq!(
-            Image::parse(&bad),
-            Err(ImageError::BadName {
-                index: 1,
-                problem: NameError::Empty
-            })
-        );
+        assert_eq!(Image::parse(&bad), Err(ImageError::BadName { index: 1, problem: NameError::Empty }));
 
         let mut bad = blob.clone();
         bad[name_at + 10] = b'z';
-        assert_eq!(
-            Image::parse(&bad),
-            Err(ImageError::BadName {
-                index: 1,
-                problem: NameError::BadPadding
-            })
-        );
+        assert_eq!(Image::parse(&bad), Err(ImageError::BadName { index: 1, problem: NameError::BadPadding }));
 
         let mut bad = blob.clone();
         bad[name_at] = 0xff;
-        assert_eq!(
-            Image::parse(&bad),
-            Err(ImageError::BadName {
-                index: 1,
-                problem: NameError::NotUtf8
-            })
-        );
+        assert_eq!(Image::parse(&bad), Err(ImageError::BadName { index: 1, problem: NameError::NotUtf8 }));
 
         let mut bad = blob.clone();
         bad[name_at..name_at + 8].copy_from_slice(b"manifest");
-        assert_eq!(
-            Image::parse(&bad),
-            Err(ImageError::DuplicateName {
-                first: 0,
-                second: 1
-            })
-        );
+        assert_eq!(Image::parse(&bad), Err(ImageError::DuplicateName { first: 0, second: 1 }));
     }
 
     #[test]
@@ -660,20 +565,9 @@ mod tests {
             ImageError::BadReserved(7),
             ImageError::TooManyEntries(5000),
             ImageError::TableTruncated { count: 9, len: 40 },
-            ImageError::EntryOutOfRange {
-                index: 2,
-                offset: 0x100,
-                size: 0x20,
-                len: 0x80,
-            },
-            ImageError::BadName {
-                index: 0,
-                problem: NameError::TooLong(40),
-            },
-            ImageError::DuplicateName {
-                first: 0,
-                second: 3,
-            },
+            ImageError::EntryOutOfRange { index: 2, offset: 0x100, size: 0x20, len: 0x80 },
+            ImageError::BadName { index: 0, problem: NameError::TooLong(40) },
+            ImageError::DuplicateName { first: 0, second: 3 },
             ImageError::TooLarge,
         ];
         for e in errors {

@@ -7,9 +7,9 @@
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
-pub mod frames;
-pub mod sched;
 pub mod cap;
 pub mod elfcheck;
+pub mod frames;
 pub mod image;
 pub mod manifest;
+pub mod sched;

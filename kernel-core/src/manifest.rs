@@ -103,15 +103,13 @@ impl fmt::Display for ManifestErrorKind {
             }
             ManifestErrorKind::UnknownKey(key) => write!(f, "unknown key `{key}`"),
             ManifestErrorKind::DuplicateKey(key) => write!(f, "key `{key}` given twice"),
-            ManifestErrorKind::UnknownWord(word) => write!(
-                f,
-                "unknown word `{word}` (expected `boot`, `init` or key=value)"
-            ),
+            ManifestErrorKind::UnknownWord(word) => {
+                write!(f, "unknown word `{word}` (expected `boot`, `init` or key=value)")
+            }
             ManifestErrorKind::DuplicateFlag(flag) => write!(f, "flag `{flag}` given twice"),
-            ManifestErrorKind::BadPriority(value) => write!(
-                f,
-                "priority `{value}` is not a number from 0 to {MAX_PRIORITY}"
-            ),
+            ManifestErrorKind::BadPriority(value) => {
+                write!(f, "priority `{value}` is not a number from 0 to {MAX_PRIORITY}")
+            }
             ManifestErrorKind::MissingPriority => write!(f, "task has no `priority=`"),
             ManifestErrorKind::DuplicateTask { name, first_line } => {
                 write!(f, "task `{name}` is already described on line {first_line}")
@@ -155,10 +153,7 @@ fn parse_priority(value: &str) -> Option<u8> {
 /// Parses the words of a `task` line after the directive.
 fn parse_task<'w>(mut words: impl Iterator<Item = &'w str>) -> Result<TaskSpec, ManifestErrorKind> {
     let name = words.next().ok_or(ManifestErrorKind::MissingName)?;
-    check_name(name).map_err(|problem| ManifestErrorKind::BadName {
-        name: name.to_string(),
-        problem,
-    })?;
+    check_name(name).map_err(|problem| ManifestErrorKind::BadName { name: name.to_string(), problem })?;
     let mut priority = None;
     let mut boot = false;
     let mut init = false;
@@ -172,10 +167,8 @@ fn parse_task<'w>(mut words: impl Iterator<Item = &'w str>) -> Result<TaskSpec, 
                     if priority.is_some() {
                         return Err(ManifestErrorKind::DuplicateKey(key.to_string()));
                     }
-                    priority = Some(
-                        parse_priority(value)
-                            .ok_or_else(|| ManifestErrorKind::BadPriority(value.to_string()))?,
-                    );
+                    priority =
+                        Some(parse_priority(value).ok_or_else(|| ManifestErrorKind::BadPriority(value.to_string()))?);
                 }
                 _ => return Err(ManifestErrorKind::UnknownKey(key.to_string())),
             }
@@ -214,16 +207,11 @@ pub fn parse(text: &str) -> Result<Vec<TaskSpec>, ManifestError> {
         };
         let at = |kind| ManifestError { line, kind };
         if directive != "task" {
-            return Err(at(ManifestErrorKind::UnknownDirective(
-                directive.to_string(),
-            )));
+            return Err(at(ManifestErrorKind::UnknownDirective(directive.to_string())));
         }
         let spec = parse_task(words).map_err(at)?;
         if let Some((first_line, _)) = tasks.iter().find(|(_, t)| t.name == spec.name) {
-            return Err(at(ManifestErrorKind::DuplicateTask {
-                name: spec.name,
-                first_line: *first_line,
-            }));
+            return Err(at(ManifestErrorKind::DuplicateTask { name: spec.name, first_line: *first_line }));
         }
         if spec.init {
             if let Some(first_line) = init_line {
@@ -234,10 +222,7 @@ pub fn parse(text: &str) -> Result<Vec<TaskSpec>, ManifestError> {
         tasks.push((line, spec));
     }
     if init_line.is_none() {
-        return Err(ManifestError {
-            line: 0,
-            kind: ManifestErrorKind::NoInit,
-        });
+        return Err(ManifestError { line: 0, kind: ManifestErrorKind::NoInit });
     }
     Ok(tasks.into_iter().map(|(_, spec)| spec).collect())
 }
@@ -249,12 +234,7 @@ mod tests {
     use std::format;
 
     fn spec(name: &str, priority: u8, boot: bool, init: bool) -> TaskSpec {
-        TaskSpec {
-            name: name.to_string(),
-            priority,
-            boot,
-            init,
-        }
+        TaskSpec { name: name.to_string(), priority, boot, init }
     }
 
     fn error_of(text: &str) -> ManifestError {
@@ -284,123 +264,53 @@ mod tests {
 
     #[test]
     fn init_implies_boot() {
-        assert_eq!(
-            parse("task i priority=1 init").unwrap(),
-            [spec("i", 1, true, true)]
-        );
-        assert_eq!(
-            parse("task i init boot priority=1").unwrap(),
-            [spec("i", 1, true, true)]
-        );
+        assert_eq!(parse("task i priority=1 init").unwrap(), [spec("i", 1, true, true)]);
+        assert_eq!(parse("task i init boot priority=1").unwrap(), [spec("i", 1, true, true)]);
     }
 
     #[test]
     fn errors_carry_line_and_reason() {
         let cases: &[(&str, usize, ManifestErrorKind)] = &[
-            (
-                "task a priority=1 init\nspawn b\n",
-                2,
-                ManifestErrorKind::UnknownDirective("spawn".to_string()),
-            ),
+            ("task a priority=1 init\nspawn b\n", 2, ManifestErrorKind::UnknownDirective("spawn".to_string())),
             ("\n\ntask\n", 3, ManifestErrorKind::MissingName),
             (
                 "task aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa priority=1 init",
                 1,
-                ManifestErrorKind::BadName {
-                    name: "a".repeat(33),
-                    problem: NameError::TooLong(33),
-                },
+                ManifestErrorKind::BadName { name: "a".repeat(33), problem: NameError::TooLong(33) },
             ),
-            (
-                "task a priority=1 init domain=net",
-                1,
-                ManifestErrorKind::UnknownKey("domain".to_string()),
-            ),
-            (
-                "task a priority=1 init caps=",
-                1,
-                ManifestErrorKind::MalformedSetting("caps=".to_string()),
-            ),
-            (
-                "task a =1 init",
-                1,
-                ManifestErrorKind::MalformedSetting("=1".to_string()),
-            ),
-            (
-                "task a priority=1 priority=2 init",
-                1,
-                ManifestErrorKind::DuplicateKey("priority".to_string()),
-            ),
-            (
-                "task a priority=1 init fast",
-                1,
-                ManifestErrorKind::UnknownWord("fast".to_string()),
-            ),
-            (
-                "task a priority=1 boot boot init",
-                1,
-                ManifestErrorKind::DuplicateFlag("boot".to_string()),
-            ),
-            (
-                "task a priority=32 init",
-                1,
-                ManifestErrorKind::BadPriority("32".to_string()),
-            ),
-            (
-                "task a priority=+3 init",
-                1,
-                ManifestErrorKind::BadPriority("+3".to_string()),
-            ),
-            (
-                "task a priority=-1 init",
-                1,
-                ManifestErrorKind::BadPriority("-1".to_string()),
-            ),
+            ("task a priority=1 init domain=net", 1, ManifestErrorKind::UnknownKey("domain".to_string())),
+            ("task a priority=1 init caps=", 1, ManifestErrorKind::MalformedSetting("caps=".to_string())),
+            ("task a =1 init", 1, ManifestErrorKind::MalformedSetting("=1".to_string())),
+            ("task a priority=1 priority=2 init", 1, ManifestErrorKind::DuplicateKey("priority".to_string())),
+            ("task a priority=1 init fast", 1, ManifestErrorKind::UnknownWord("fast".to_string())),
+            ("task a priority=1 boot boot init", 1, ManifestErrorKind::DuplicateFlag("boot".to_string())),
+            ("task a priority=32 init", 1, ManifestErrorKind::BadPriority("32".to_string())),
+            ("task a priority=+3 init", 1, ManifestErrorKind::BadPriority("+3".to_string())),
+            ("task a priority=-1 init", 1, ManifestErrorKind::BadPriority("-1".to_string())),
             (
                 "task a priority=99999999999999999999 init",
                 1,
                 ManifestErrorKind::BadPriority("99999999999999999999".to_string()),
             ),
-            (
-                "task a priority=x init",
-                1,
-                ManifestErrorKind::BadPriority("x".to_string()),
-            ),
+            ("task a priority=x init", 1, ManifestErrorKind::BadPriority("x".to_string())),
             ("task a init", 1, ManifestErrorKind::MissingPriority),
             (
                 "task a priority=1 init\n# again\ntask a priority=2\n",
                 3,
-                ManifestErrorKind::DuplicateTask {
-                    name: "a".to_string(),
-                    first_line: 1,
-                },
+                ManifestErrorKind::DuplicateTask { name: "a".to_string(), first_line: 1 },
             ),
-            (
-                "task a priority=1 init\ntask b priority=2 init\n",
-                2,
-                ManifestErrorKind::SecondInit { first_line: 1 },
-            ),
+            ("task a priority=1 init\ntask b priority=2 init\n", 2, ManifestErrorKind::SecondInit { first_line: 1 }),
             ("task a priority=1 boot\n", 0, ManifestErrorKind::NoInit),
             ("", 0, ManifestErrorKind::NoInit),
             ("# only a comment\n", 0, ManifestErrorKind::NoInit),
         ];
         for (text, line, kind) in cases {
             let err = error_of(text);
-            assert_eq!(
-                err,
-                ManifestError {
-                    line: *line,
-                    kind: kind.clone()
-                },
-                "{text:?}"
-            );
+            assert_eq!(err, ManifestError { line: *line, kind: kind.clone() }, "{text:?}");
             let message = format!("{err}");
             assert!(!message.contains('\n'), "{message}");
             if *line > 0 {
-                assert!(
-                    message.starts_with(&format!("manifest line {line}: ")),
-                    "{message}"
-                );
+                assert!(message.starts_with(&format!("manifest line {line}: ")), "{message}");
             }
         }
     }
@@ -408,24 +318,15 @@ mod tests {
     #[test]
     fn message_wording() {
         assert_eq!(
-            format!(
-                "{}",
-                error_of("task a priority=1 init\n\ntask b priority=1 x=y")
-            ),
+            format!("{}", error_of("task a priority=1 init\n\ntask b priority=1 x=y")),
             "manifest line 3: unknown key `x`"
         );
-        assert_eq!(
-            format!("{}", error_of("task a priority=1")),
-            "manifest: no task is marked `init`"
-        );
+        assert_eq!(format!("{}", error_of("task a priority=1")), "manifest: no task is marked `init`");
     }
 
     #[test]
     fn comment_can_follow_a_word_directly() {
-        assert_eq!(
-            parse("task a priority=7 init#comment").unwrap(),
-            [spec("a", 7, true, true)]
-        );
+        assert_eq!(parse("task a priority=7 init#comment").unwrap(), [spec("a", 7, true, true)]);
     }
 
     proptest! {

@@ -184,7 +184,13 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     let top = PHYS_OFFSET + idle_stack + KSTACK_FRAMES as u64 * PAGE;
     let frame_at = top - FRAME_SIZE;
     trap::write_frame(frame_at, &TrapFrame::kernel(cpu::idle_loop as *const () as u64, top));
-    k.threads.push(Some(Thread { task: None, priority: 0, state: ThreadState::Running, kstack: idle_stack, frame: frame_at }));
+    k.threads.push(Some(Thread {
+        task: None,
+        priority: 0,
+        state: ThreadState::Running,
+        kstack: idle_stack,
+        frame: frame_at,
+    }));
 
     let boot_tasks: Vec<String> = k.specs.iter().filter(|s| s.boot).map(|s| s.name.clone()).collect();
     let mut init_started = false;
@@ -346,11 +352,15 @@ impl Kernel {
             init: spec.init,
         });
         let frame = TrapFrame::user(plan.entry, abi::USER_STACK_TOP - 8, 0);
-        let created = self.caps.add_task(id).map_err(Error::from).and_then(|_| self.new_thread(id, spec.priority, &frame));
+        let created =
+            self.caps.add_task(id).map_err(Error::from).and_then(|_| self.new_thread(id, spec.priority, &frame));
         match created {
             Ok(thread) => {
                 self.make_ready(thread);
-                println!("[iris] started task '{name}' (task {id}, priority {}, entry {:#x})", spec.priority, plan.entry);
+                println!(
+                    "[iris] started task '{name}' (task {id}, priority {}, entry {:#x})",
+                    spec.priority, plan.entry
+                );
                 Ok(id)
             }
             Err(e) => {
@@ -395,7 +405,9 @@ impl Kernel {
         let mut va = abi::USER_STACK_TOP - abi::USER_STACK_SIZE;
         while va < abi::USER_STACK_TOP {
             let frame = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
-            if paging::map_user(space, va, frame, paging::flags::WRITE | paging::flags::NO_EXECUTE, &mut self.frames).is_err() {
+            if paging::map_user(space, va, frame, paging::flags::WRITE | paging::flags::NO_EXECUTE, &mut self.frames)
+                .is_err()
+            {
                 self.frames.free_frame(frame);
                 return Err(Error::OutOfMemory);
             }

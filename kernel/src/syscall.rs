@@ -7,8 +7,8 @@
 use crate::kernel::{write_result, KResult, Kernel, ThreadState, Wait};
 use abi::{kind, map, rights, Counter, Error, Sys};
 use arch_x86_64::paging::{self, FrameSource};
-use arch_x86_64::trap::TrapFrame;
 use arch_x86_64::serial;
+use arch_x86_64::trap::TrapFrame;
 use kernel_core::cap::ObjectRef;
 
 const PAGE: u64 = 4096;
@@ -76,12 +76,9 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
             k.prune_tasks();
             Done(r.map(|n| [n as u64, 0, 0]))
         }
-        Sys::CapInspect => Done(
-            k.caps
-                .lookup(task, a[0])
-                .map(|c| [u64::from(c.object.kind), c.rights, c.badge])
-                .map_err(Error::from),
-        ),
+        Sys::CapInspect => {
+            Done(k.caps.lookup(task, a[0]).map(|c| [u64::from(c.object.kind), c.rights, c.badge]).map_err(Error::from))
+        }
         Sys::Counter => match Counter::from_number(a[0]) {
             None => Done(Err(Error::InvalidArgument)),
             Some(c) => ok1(counter(k, c)),
@@ -199,7 +196,7 @@ fn mem_unmap(k: &mut Kernel, task: usize, addr: u64, len: u64) -> KResult<()> {
     let t = k.task(task).ok_or(Error::NotFound)?;
     let (space, map_end) = (t.space, t.map_next);
     let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Error::InvalidArgument)?;
-    if len == 0 || addr % PAGE != 0 || addr < abi::USER_MAP_BASE || end > map_end {
+    if len == 0 || !addr.is_multiple_of(PAGE) || addr < abi::USER_MAP_BASE || end > map_end {
         return Err(Error::InvalidArgument);
     }
     let mut va = addr;

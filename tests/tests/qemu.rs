@@ -51,11 +51,24 @@ fn user_faults_end_only_the_faulting_task() {
     let b = boot("faults");
     b.expect_status(0).no_line("FAILED").no_line("KERNEL").no_line("still alive");
     let null = b.line("fault in task 'fault-null'");
-    b.check(b.run.log.lines().nth(null).is_some_and(|l| l.contains("#PF page fault") && l.contains("cr2 0x0") && l.contains("rip 0x")), "null read report lacks #PF / cr2 0x0 / rip");
+    b.check(
+        b.run
+            .log
+            .lines()
+            .nth(null)
+            .is_some_and(|l| l.contains("#PF page fault") && l.contains("cr2 0x0") && l.contains("rip 0x")),
+        "null read report lacks #PF / cr2 0x0 / rip",
+    );
     let kw = b.line("fault in task 'fault-kwrite'");
-    b.check(b.run.log.lines().nth(kw).is_some_and(|l| l.contains("#PF page fault") && l.contains("cr2 0xffffffff80106000")), "kernel write report lacks #PF / cr2");
+    b.check(
+        b.run.log.lines().nth(kw).is_some_and(|l| l.contains("#PF page fault") && l.contains("cr2 0xffffffff80106000")),
+        "kernel write report lacks #PF / cr2",
+    );
     let pv = b.line("fault in task 'fault-priv'");
-    b.check(b.run.log.lines().nth(pv).is_some_and(|l| l.contains("#GP general protection") && l.contains("error 0x0")), "privileged instruction report lacks #GP");
+    b.check(
+        b.run.log.lines().nth(pv).is_some_and(|l| l.contains("#GP general protection") && l.contains("error 0x0")),
+        "privileged instruction report lacks #GP",
+    );
     // The bystander ran before and after the faults and finished.
     b.check(b.line("bystander: start") < null.max(kw).max(pv), "bystander did not start before the faults");
     b.check(b.last_line("bystander: round") > null.max(kw).max(pv), "bystander did not keep running after the faults");
@@ -109,7 +122,10 @@ fn hostile_elf_refused_rest_boots() {
         ("bad-machine", "not an x86-64 executable"),
     ] {
         let i = b.line(&format!("[iris] refused task '{name}': "));
-        b.check(b.run.log.lines().nth(i).is_some_and(|l| l.contains(why)), &format!("{name}: refusal does not say {why:?}"));
+        b.check(
+            b.run.log.lines().nth(i).is_some_and(|l| l.contains(why)),
+            &format!("{name}: refusal does not say {why:?}"),
+        );
     }
     // Refused while the boot tasks were being started, and init still ran.
     b.before("[iris] refused task 'bad-kaddr'", "frames free after starting boot tasks");
@@ -126,7 +142,8 @@ fn frames_return_after_tasks_exit() {
     let b = boot("frames");
     b.expect_status(0).no_line("FAILED");
     b.line("memhog: exiting with 1 MiB mapped and 2 threads running");
-    let rounds = b.run.log.lines().filter(|l| l.contains("frames: ok: every frame, slot, task and thread came back")).count();
+    let rounds =
+        b.run.log.lines().filter(|l| l.contains("frames: ok: every frame, slot, task and thread came back")).count();
     b.check(rounds == 3, "not all three rounds returned every resource");
     b.line("frames: PASS");
 }

@@ -119,7 +119,13 @@ pub fn make_image(name: &str, manifest: &str, files: &[(String, Vec<u8>)]) -> Re
 /// Makes sure QEMU is there: installs it with apt-get when running as root
 /// on Debian (saying so), otherwise explains how.
 pub fn ensure_qemu() -> Result<(), String> {
-    if Command::new(QEMU).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+    if Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         return Ok(());
     }
     let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));

@@ -32,9 +32,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                 eprintln!("xtask: QEMU waits for a debugger on port {port}:");
                 eprintln!("  gdb {} -ex 'target remote :{port}'", built.kernel_elf.display());
             }
-            let status = xtask::qemu_command(&built, &image, &opts)
-                .status()
-                .map_err(|e| format!("starting QEMU: {e}"))?;
+            let status =
+                xtask::qemu_command(&built, &image, &opts).status().map_err(|e| format!("starting QEMU: {e}"))?;
             let code = status.code();
             eprintln!("xtask: QEMU exited with {code:?}: {}", xtask::describe_status(code));
             Ok(if code == Some(xtask::EXIT_OK) { ExitCode::SUCCESS } else { ExitCode::FAILURE })

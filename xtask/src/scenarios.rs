@@ -20,7 +20,10 @@ pub const DEFAULT: &str = "demo";
 /// Every system by name.
 pub fn all() -> Vec<Scenario> {
     vec![
-        Scenario { name: "demo", manifest: "task init priority=10 init\ntask hello priority=5\ntask threads priority=5\n" },
+        Scenario {
+            name: "demo",
+            manifest: "task init priority=10 init\ntask hello priority=5\ntask threads priority=5\n",
+        },
         Scenario {
             name: "sched",
             manifest: "task t-sched priority=20 init\ntask busy-a priority=5\ntask busy-b priority=5\n\

@@ -21,13 +21,33 @@ fn main() -> u64 {
     c.expect_err("unknown syscall number 999", sys::syscall(999, [0; 6]), Error::InvalidSyscall);
     c.expect_err("unknown syscall number u64::MAX", sys::syscall(u64::MAX, [0; 6]), Error::InvalidSyscall);
     let cw = Sys::ConsoleWrite as u64;
-    c.expect_err("console write from kernel memory", sys::syscall(cw, [kernel, 16, 0, 0, 0, 0]), Error::InvalidArgument);
-    c.expect_err("console write from an unmapped buffer", sys::syscall(cw, [unmapped, 16, 0, 0, 0, 0]), Error::InvalidArgument);
-    c.expect_err("console write wrapping the address space", sys::syscall(cw, [u64::MAX - 4, 16, 0, 0, 0, 0]), Error::InvalidArgument);
-    c.expect_err("console write straddling into kernel space", sys::syscall(cw, [0x7FFF_FFFF_FFF8, 16, 0, 0, 0, 0]), Error::InvalidArgument);
+    c.expect_err(
+        "console write from kernel memory",
+        sys::syscall(cw, [kernel, 16, 0, 0, 0, 0]),
+        Error::InvalidArgument,
+    );
+    c.expect_err(
+        "console write from an unmapped buffer",
+        sys::syscall(cw, [unmapped, 16, 0, 0, 0, 0]),
+        Error::InvalidArgument,
+    );
+    c.expect_err(
+        "console write wrapping the address space",
+        sys::syscall(cw, [u64::MAX - 4, 16, 0, 0, 0, 0]),
+        Error::InvalidArgument,
+    );
+    c.expect_err(
+        "console write straddling into kernel space",
+        sys::syscall(cw, [0x7FFF_FFFF_FFF8, 16, 0, 0, 0, 0]),
+        Error::InvalidArgument,
+    );
     c.expect_err("console write too long", sys::syscall(cw, [0x400000, 1 << 20, 0, 0, 0, 0]), Error::InvalidArgument);
     let spawn = Sys::TaskSpawn as u64;
-    c.expect_err("spawn with a kernel-space name", sys::syscall(spawn, [kernel, 5, 0, 0, 0, 0]), Error::InvalidArgument);
+    c.expect_err(
+        "spawn with a kernel-space name",
+        sys::syscall(spawn, [kernel, 5, 0, 0, 0, 0]),
+        Error::InvalidArgument,
+    );
     c.expect_err("spawn of an unknown task", sys::task_spawn("no-such-task"), Error::NotFound);
     c.expect_err("map zero bytes", sys::mem_map(0, map::WRITE), Error::InvalidArgument);
     c.expect_err("map writable and executable", sys::mem_map(4096, map::WRITE | map::EXECUTE), Error::InvalidArgument);
@@ -35,8 +55,16 @@ fn main() -> u64 {
     c.expect_err("map more than the limit", sys::mem_map(map::MAX_LEN + 1, map::WRITE), Error::InvalidArgument);
     c.expect_err("unmap memory never mapped", sys::mem_unmap(0x0000_4000_0000_0000, 4096), Error::InvalidArgument);
     c.expect_err("unmap the program's own code", sys::mem_unmap(0x400000, 4096), Error::InvalidArgument);
-    c.expect_err("thread entry in kernel space", sys::syscall(Sys::ThreadCreate as u64, [kernel, 0x1000_0000, 0, 1, 0, 0]), Error::InvalidArgument);
-    c.expect_err("thread priority above the task's", sys::thread_create(never, 0x1000_0000, 0, 31), Error::InvalidArgument);
+    c.expect_err(
+        "thread entry in kernel space",
+        sys::syscall(Sys::ThreadCreate as u64, [kernel, 0x1000_0000, 0, 1, 0, 0]),
+        Error::InvalidArgument,
+    );
+    c.expect_err(
+        "thread priority above the task's",
+        sys::thread_create(never, 0x1000_0000, 0, 31),
+        Error::InvalidArgument,
+    );
     c.expect_err("wait with a never-issued token", sys::task_wait(0x1234_5678), Error::NotFound);
     c.expect_err("revoke a never-issued token", sys::cap_revoke(7), Error::NotFound);
     c.expect_err("unknown counter", sys::syscall(Sys::Counter as u64, [99, 0, 0, 0, 0, 0]), Error::InvalidArgument);

@@ -21,13 +21,22 @@ fn main() -> u64 {
     c.check("thread token carries all rights", sys::cap_inspect(t) == Ok((kind::THREAD, rights::ALL, 0)));
 
     let m = c.expect_ok("mint READ|GRANT with badge 7", sys::cap_mint(t, rights::READ | rights::GRANT, 7));
-    c.check("minted token has the fewer rights and the badge", sys::cap_inspect(m) == Ok((kind::THREAD, rights::READ | rights::GRANT, 7)));
+    c.check(
+        "minted token has the fewer rights and the badge",
+        sys::cap_inspect(m) == Ok((kind::THREAD, rights::READ | rights::GRANT, 7)),
+    );
     c.expect_err("start through a token without EXECUTE", sys::thread_start(m), Error::PermissionDenied);
     c.expect_err("revoke through a token without REVOKE", sys::cap_revoke(m), Error::PermissionDenied);
     let widened = c.expect_ok("mint ALL from the READ|GRANT token", sys::cap_mint(m, rights::ALL, 8));
-    c.check("rights never grow: minting intersects", sys::cap_inspect(widened).map(|x| x.1) == Ok(rights::READ | rights::GRANT));
+    c.check(
+        "rights never grow: minting intersects",
+        sys::cap_inspect(widened).map(|x| x.1) == Ok(rights::READ | rights::GRANT),
+    );
     let copy = c.expect_ok("copy the minted token", sys::cap_copy(m));
-    c.check("the copy keeps rights and badge", sys::cap_inspect(copy) == Ok((kind::THREAD, rights::READ | rights::GRANT, 7)));
+    c.check(
+        "the copy keeps rights and badge",
+        sys::cap_inspect(copy) == Ok((kind::THREAD, rights::READ | rights::GRANT, 7)),
+    );
     let no_grant = c.expect_ok("mint READ only", sys::cap_mint(t, rights::READ, 0));
     c.expect_err("copy without GRANT", sys::cap_copy(no_grant), Error::PermissionDenied);
     c.expect_err("mint without GRANT", sys::cap_mint(no_grant, rights::READ, 1), Error::PermissionDenied);
@@ -46,7 +55,10 @@ fn main() -> u64 {
     c.expect_err("the deleted token is stale", sys::cap_inspect(d), Error::NotFound);
     c.expect_err("deleting twice", sys::cap_delete(d), Error::NotFound);
     let again = c.expect_ok("a new copy reuses the slot", sys::cap_copy(t));
-    c.check("with a new generation, so the old token stays dead", again != d && sys::cap_inspect(d) == Err(Error::NotFound));
+    c.check(
+        "with a new generation, so the old token stays dead",
+        again != d && sys::cap_inspect(d) == Err(Error::NotFound),
+    );
     c.expect_ok("delete the new copy", sys::cap_delete(again));
 
     c.expect_ok("start through the original", sys::thread_start(t));

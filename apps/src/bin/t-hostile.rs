@@ -9,7 +9,8 @@ use sdk::sys;
 
 sdk::entry!(main);
 
-const HOSTILE: [&str; 7] = ["bad-kaddr", "bad-pastend", "bad-overlap", "bad-huge", "bad-trunc", "bad-wx", "bad-machine"];
+const HOSTILE: [&str; 7] =
+    ["bad-kaddr", "bad-pastend", "bad-overlap", "bad-huge", "bad-trunc", "bad-wx", "bad-machine"];
 
 fn main() -> u64 {
     let mut c = apps::Checker::new("hostile");

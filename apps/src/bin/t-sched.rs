@@ -31,7 +31,7 @@ extern "C" fn counter_thread(me: u64) -> ! {
             SEEN[me].fetch_add(1, Ordering::Relaxed);
             last = now;
         }
-        if COUNT[me].load(Ordering::Relaxed) % 256 == 0 && sys::counter(Counter::Ticks) > start + LIMIT_TICKS {
+        if COUNT[me].load(Ordering::Relaxed).is_multiple_of(256) && sys::counter(Counter::Ticks) > start + LIMIT_TICKS {
             break;
         }
     }

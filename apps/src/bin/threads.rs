@@ -44,5 +44,9 @@ fn main() -> u64 {
     }
     let total = TOTAL.load(Ordering::Relaxed);
     println!("threads: {} workers added up to {}", WORKERS, total);
-    if total == 1000 * (1 + 2 + 3) { 0 } else { 1 }
+    if total == 1000 * (1 + 2 + 3) {
+        0
+    } else {
+        1
+    }
 }
