@@ -247,3 +247,14 @@ pub fn halt_forever() -> ! {
         x86_64::instructions::hlt();
     }
 }
+
+/// Deliberately faults in kernel mode (a read of an unmapped kernel
+/// address), to test the kernel-fault report. Used only when the kernel
+/// command line asks for `selftest=kernel-fault`.
+pub fn selftest_kernel_fault() {
+    // SAFETY: not sound on purpose — the read targets an unmapped address in
+    // the kernel half, so it raises a page fault, which the kernel reports
+    // before stopping the machine; it never returns a value.
+    let v = unsafe { core::ptr::read_volatile(0xFFFF_FFFF_0000_0000 as *const u64) };
+    core::hint::black_box(v);
+}

@@ -29,6 +29,21 @@ pub struct BootInfo {
     pub modules: [Range; 8],
     /// How many of `modules` are filled.
     pub module_count: usize,
+    /// The kernel command line (bytes, up to 128).
+    pub cmdline: [u8; 128],
+    /// Length of `cmdline`.
+    pub cmdline_len: usize,
+}
+
+impl BootInfo {
+    /// The command line, as far as it is UTF-8.
+    pub fn cmdline(&self) -> &str {
+        let bytes = &self.cmdline[..self.cmdline_len];
+        match core::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
 }
 
 fn read_u32(phys: u64) -> Option<u32> {
@@ -49,8 +64,14 @@ pub fn parse(magic: u32, mbi: u64) -> Result<BootInfo, &'static str> {
     if magic != LOADER_MAGIC {
         return Err("not started by a multiboot loader");
     }
-    let mut info =
-        BootInfo { ram: [Range::default(); 32], ram_count: 0, modules: [Range::default(); 8], module_count: 0 };
+    let mut info = BootInfo {
+        ram: [Range::default(); 32],
+        ram_count: 0,
+        modules: [Range::default(); 8],
+        module_count: 0,
+        cmdline: [0; 128],
+        cmdline_len: 0,
+    };
     let flags = read_u32(mbi).ok_or("multiboot info out of reach")?;
     if flags & (1 << 6) == 0 {
         return Err("boot loader gave no memory map");
@@ -68,6 +89,18 @@ pub fn parse(magic: u32, mbi: u64) -> Result<BootInfo, &'static str> {
             info.ram_count += 1;
         }
         at += size + 4;
+    }
+    if flags & (1 << 2) != 0 {
+        let at = u64::from(read_u32(mbi + 16).ok_or("bad mbi")?);
+        while info.cmdline_len < info.cmdline.len() {
+            let Some(word) = read_u32(at + (info.cmdline_len as u64 & !3)) else { break };
+            let byte = (word >> (8 * (info.cmdline_len % 4))) as u8;
+            if byte == 0 {
+                break;
+            }
+            info.cmdline[info.cmdline_len] = byte;
+            info.cmdline_len += 1;
+        }
     }
     if flags & (1 << 3) != 0 {
         let count = read_u32(mbi + 20).ok_or("bad mbi")?;

@@ -167,7 +167,15 @@ extern "C" fn trap_dispatch(frame: *mut TrapFrame) -> u64 {
     let frame = unsafe { &mut *frame };
     // SAFETY: `iris_trap` is defined by the kernel binary with exactly this
     // signature.
-    unsafe { iris_trap(frame) }
+    let next = unsafe { iris_trap(frame) };
+    next | u64::from(sysret_allowed(next))
+}
+
+/// True if the frame at `at` can be resumed with SYSRET: it was saved by
+/// the SYSCALL entry and returns to user mode at a canonical user address
+/// (SYSRET to a non-canonical `rip` would fault in kernel mode).
+fn sysret_allowed(at: u64) -> bool {
+    with_frame(at, |f| f.vector == SYSCALL_VECTOR && f.cs == crate::cpu::USER_CS && f.rip < abi::USER_END)
 }
 
 /// Starts running the thread whose frame is at `frame` (never returns).
@@ -239,6 +247,9 @@ isr_common:
     mov %rsp, %rdi
     cld
     call trap_dispatch
+    /* Bit 0 of the returned frame address asks for the SYSRET exit. */
+    test $1, %al
+    jnz sysret_exit
     mov %rax, %rsp
 
     .global trap_return
@@ -262,6 +273,33 @@ trap_return:
     pop %rax
     add $16, %rsp
     iretq
+
+    /* Return to a thread that entered by `syscall`: restore the registers,
+       then rip from rcx and rflags from r11 as SYSRET wants. Interrupts stay
+       off until SYSRET; an NMI uses its own stack (IST). */
+sysret_exit:
+    lea -1(%rax), %rsp
+    fxrstor64 (%rsp)
+    add $512, %rsp
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    mov 16(%rsp), %rcx
+    mov 32(%rsp), %r11
+    mov 40(%rsp), %rsp
+    sysretq
 
     .section .rodata
     .balign 8

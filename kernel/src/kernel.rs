@@ -125,6 +125,8 @@ pub struct Kernel {
     pub ticks: u64,
     /// Context switches.
     pub switches: u64,
+    /// `selftest=kernel-fault` on the command line: fault on the first tick.
+    selftest_fault: bool,
 }
 
 static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
@@ -179,7 +181,11 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
         specs,
         ticks: 0,
         switches: 0,
+        selftest_fault: info.cmdline().split(' ').any(|w| w == "selftest=kernel-fault"),
     };
+    if !info.cmdline().is_empty() {
+        println!("[iris] command line: {}", info.cmdline());
+    }
     let idle_stack = k.frames.alloc_contiguous(KSTACK_FRAMES).ok_or("no memory for the idle stack")?;
     let top = PHYS_OFFSET + idle_stack + KSTACK_FRAMES as u64 * PAGE;
     let frame_at = top - FRAME_SIZE;
@@ -227,6 +233,10 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
             cpu::end_of_interrupt();
             k.ticks += 1;
             k.resched = true;
+            if k.selftest_fault {
+                println!("[iris] self-test: faulting in kernel mode on purpose");
+                cpu::selftest_kernel_fault();
+            }
         }
         v if v < 32 => k.user_fault(frame),
         _ => {} // spurious or masked interrupt

@@ -18,12 +18,17 @@ pub struct Boot {
 /// Builds (once per test process) and boots `system`; panics with the exact
 /// reason if QEMU is missing or the build fails.
 pub fn boot(system: &'static str) -> Boot {
+    boot_with(system, RunOptions::default())
+}
+
+/// Like [`boot`], with QEMU options (for example a kernel command line).
+pub fn boot_with(system: &'static str, opts: RunOptions) -> Boot {
     if let Err(e) = xtask::ensure_qemu() {
         panic!("{e}");
     }
     let built = xtask::built().unwrap_or_else(|e| panic!("build failed: {e}"));
     let image = xtask::scenarios::image(&built, system).unwrap_or_else(|e| panic!("image: {e}"));
-    let run = xtask::run_captured(&built, &image, &RunOptions::default(), LIMIT).unwrap_or_else(|e| panic!("{e}"));
+    let run = xtask::run_captured(&built, &image, &opts, LIMIT).unwrap_or_else(|e| panic!("{e}"));
     Boot { system, run }
 }
 

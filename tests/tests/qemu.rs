@@ -4,7 +4,8 @@
 //! themselves and print `ok:`/`FAILED:` lines; init's exit code (hence
 //! QEMU's status) is the number of failures.
 
-use tests::boot;
+use tests::{boot, boot_with};
+use xtask::RunOptions;
 
 /// 1. Boot banner, memory, each task started, the demo runs, clean shutdown
 ///    with status 0.
@@ -23,9 +24,9 @@ fn boot_banner_and_clean_shutdown() {
 }
 
 /// 2. Preemption: two busy tasks of equal priority that never yield both
-///    make progress (their rounds interleave); a higher-priority task runs
-///    before a lower one that was ready first; two threads of one task
-///    advance alternately.
+///    make progress (their rounds interleave) and keep their FPU/SSE state
+///    across preemption; a higher-priority task runs before a lower one that
+///    was ready first; two threads of one task advance alternately.
 #[test]
 fn preemption_and_priorities() {
     let b = boot("sched");
@@ -40,6 +41,9 @@ fn preemption_and_priorities() {
     b.before("started task 'prio-low'", "started task 'prio-high'");
     b.before("prio-high: done", "prio-low: start");
     b.line("sched: ok: both threads of one task advanced while the other was unfinished");
+    // Every round held values in all 16 vector registers across preemption.
+    b.line("busy-a: round 7 (vector registers intact)");
+    b.line("busy-b: round 7 (vector registers intact)");
     b.line("sched: PASS");
 }
 
@@ -146,4 +150,20 @@ fn frames_return_after_tasks_exit() {
         b.run.log.lines().filter(|l| l.contains("frames: ok: every frame, slot, task and thread came back")).count();
     b.check(rounds == 3, "not all three rounds returned every resource");
     b.line("frames: PASS");
+}
+
+/// A CPU exception in kernel mode prints the fault report and stops QEMU
+/// with its own status (99) — never a hang or a silent triple fault. The
+/// kernel command line `selftest=kernel-fault` makes the kernel fault on
+/// purpose on its first timer tick, inside the trap handler.
+#[test]
+fn kernel_fault_is_reported_with_a_distinct_status() {
+    let opts = RunOptions { cmdline: Some("selftest=kernel-fault".into()), ..Default::default() };
+    let b = boot_with("demo", opts);
+    b.expect_status(xtask::EXIT_KERNEL_FAULT);
+    let i = b.line("[iris] KERNEL FAULT: #PF page fault");
+    b.check(
+        b.run.log.lines().nth(i).is_some_and(|l| l.contains("cr2 0xffffffff00000000") && l.contains("rip 0x")),
+        "kernel fault report lacks cr2 / rip",
+    );
 }

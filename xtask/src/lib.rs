@@ -153,6 +153,8 @@ pub struct RunOptions {
     pub icount: bool,
     /// Memory in MiB (default 128).
     pub memory_mib: Option<u32>,
+    /// Kernel command line (`-append`).
+    pub cmdline: Option<String>,
 }
 
 /// The QEMU command line for a kernel and image.
@@ -163,6 +165,9 @@ pub fn qemu_command(built: &Built, image: &Path, opts: &RunOptions) -> Command {
     c.args(["-cpu", "qemu64,+nx", "-machine", "pc", "-accel", "tcg"]);
     c.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if let Some(line) = &opts.cmdline {
+        c.arg("-append").arg(line);
+    }
     if opts.icount {
         c.args(["-icount", "shift=0,align=off"]);
     }

@@ -6,5 +6,5 @@
 sdk::entry!(main);
 
 fn main() -> u64 {
-    apps::busy("busy-a", 8, 3_000_000)
+    apps::busy("busy-a", 8, 10_000_000)
 }
