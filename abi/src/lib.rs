@@ -111,6 +111,12 @@ pub enum Error {
     /// The object is not in a state that allows the operation (for example
     /// starting a thread twice).
     InvalidState = 8,
+    /// The receive buffer is smaller than the message; the message stays
+    /// pending and the size it needs is returned in `rdx`.
+    BufferTooSmall = 9,
+    /// The partner of a call went away: the server died or dropped the
+    /// reply right before replying (or the caller died before the reply).
+    PeerGone = 10,
 }
 
 impl Error {
@@ -126,6 +132,8 @@ impl Error {
             6 => Timeout,
             7 => OutOfMemory,
             8 => InvalidState,
+            9 => BufferTooSmall,
+            10 => PeerGone,
             _ => return None,
         })
     }
@@ -193,8 +201,10 @@ pub mod kind {
     pub const THREAD: u8 = 1;
     /// A task.
     pub const TASK: u8 = 2;
-    /// An IPC endpoint (later issues).
+    /// An IPC endpoint.
     pub const ENDPOINT: u8 = 3;
+    /// The right to reply to one call (works once).
+    pub const REPLY: u8 = 4;
 }
 
 /// Flags for [`Sys::MemMap`].
@@ -291,11 +301,11 @@ mod tests {
 
     #[test]
     fn error_codes_round_trip() {
-        for code in 1..=8 {
+        for code in 1..=10 {
             assert_eq!(Error::from_code(code).map(|e| e as u64), Some(code));
         }
         assert_eq!(Error::from_code(0), None);
-        assert_eq!(Error::from_code(9), None);
+        assert_eq!(Error::from_code(11), None);
     }
 
     #[test]

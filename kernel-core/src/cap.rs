@@ -109,6 +109,9 @@ pub struct CapSpace {
     slots_per_task: usize,
     tables: Vec<Option<Table>>,
     in_use: usize,
+    /// Objects whose capabilities were removed since the last
+    /// [`CapSpace::take_removed`] (one entry per removed capability).
+    removed: Vec<ObjectRef>,
 }
 
 impl CapSpace {
@@ -116,7 +119,7 @@ impl CapSpace {
     /// capabilities (capped at the 2^48 indices a token can carry).
     pub fn new(slots_per_task: usize) -> CapSpace {
         let index_limit = usize::try_from(token::INDEX_MASK).map_or(usize::MAX, |m| m + 1);
-        CapSpace { slots_per_task: slots_per_task.min(index_limit), tables: Vec::new(), in_use: 0 }
+        CapSpace { slots_per_task: slots_per_task.min(index_limit), tables: Vec::new(), in_use: 0, removed: Vec::new() }
     }
 
     /// The most capabilities one task's table can hold.
@@ -159,6 +162,13 @@ impl CapSpace {
         }
         self.tables[task] = None;
         Ok(removed)
+    }
+
+    /// The objects that lost a capability since the last call (deletes,
+    /// revokes, task removal), so the kernel can act on objects that are
+    /// no longer referenced or on waits whose token died.
+    pub fn take_removed(&mut self) -> Vec<ObjectRef> {
+        core::mem::take(&mut self.removed)
     }
 
     /// Puts a new capability with no parent and badge 0 into `task`'s table.
@@ -381,6 +391,7 @@ impl CapSpace {
     /// Frees the live slot `at`, splicing its children into its place.
     fn remove(&mut self, at: SlotRef) {
         let node = *self.node(at);
+        self.removed.push(node.cap.object);
         let mut last_child = None;
         let mut child = node.first_child;
         while let Some(c) = child {

@@ -13,3 +13,4 @@ pub mod frames;
 pub mod image;
 pub mod manifest;
 pub mod sched;
+pub mod ipc;

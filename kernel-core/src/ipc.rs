@@ -1,0 +1,1023 @@
+//! The IPC engine: one mechanism that moves a message from one sender
+//! thread to one receiver thread (or into an asynchronous endpoint's queue),
+//! independent of how the partner is named. The VeridianOS-style front door
+//! names partners by endpoint capability; later front doors (Sentry task
+//! handles, L4 thread ids) reuse the same rendezvous, transfer, timeout and
+//! cancellation logic.
+//!
+//! The engine owns every thread's IPC wait state, every endpoint and every
+//! pending reply. It never touches user memory itself: copies go through
+//! the [`Env`] trait (the kernel implements it with its direct map; host
+//! tests with a model of memory). It never schedules: an operation either
+//! finishes for the calling thread ([`Outcome::Done`]) or parks it
+//! ([`Outcome::Blocked`]), and threads it completes on the way are listed in
+//! [`Ipc::take_wakes`] with what each receives.
+//!
+//! Messages of at most [`SHORT_MAX`] bytes travel in eight message registers
+//! and never touch memory; longer ones are copied once, straight from the
+//! sender's buffer into the receiver's, at rendezvous.
+
+use crate::cap::{CapError, CapSpace, ObjectRef, TaskId};
+use abi::{kind, rights, Error};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+/// A thread id (the kernel's index).
+pub type ThreadId = usize;
+/// An address space id (opaque to the engine; the kernel uses the PML4).
+pub type SpaceId = u64;
+/// Message registers.
+pub const MSG_REGS: usize = 8;
+/// The largest message that travels in registers.
+pub const SHORT_MAX: usize = MSG_REGS * 8;
+/// Capabilities one message can carry.
+pub const MAX_CAPS: usize = 4;
+/// Default maximum message size of an endpoint.
+pub const DEFAULT_MAX_MSG: usize = 64 * 1024;
+/// Largest maximum message size an endpoint may have.
+pub const MAX_MSG_LIMIT: usize = 1 << 20;
+/// Longest asynchronous queue.
+pub const MAX_QUEUE: usize = 256;
+/// Most bytes of queue storage one endpoint may reserve.
+pub const MAX_QUEUE_BYTES: usize = 4 << 20;
+
+/// Rights a new endpoint token carries.
+pub const ENDPOINT_RIGHTS: u64 = rights::READ | rights::WRITE | rights::GRANT | rights::REVOKE | rights::DELETE;
+
+/// Which side of a copy faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The source buffer.
+    Source,
+    /// The destination buffer.
+    Destination,
+}
+
+/// User memory as the engine sees it.
+pub trait Env {
+    /// Copies `len` bytes from `from` to `to` (one copy).
+    fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side>;
+    /// Whether `len` bytes at `addr` can be read.
+    fn readable(&self, space: SpaceId, addr: u64, len: usize) -> bool;
+    /// Whether `len` bytes at `addr` can be written.
+    fn writable(&self, space: SpaceId, addr: u64, len: usize) -> bool;
+    /// Reserves storage for an asynchronous queue: `slots` slots of `bytes`.
+    fn queue_alloc(&mut self, ep: usize, slots: usize, bytes: usize) -> bool;
+    /// Returns a queue's storage.
+    fn queue_free(&mut self, ep: usize);
+    /// Copies a message into queue slot `slot`.
+    fn queue_store(&mut self, ep: usize, slot: usize, from: (SpaceId, u64), len: usize) -> Result<(), Side>;
+    /// Copies queue slot `slot` out to a user buffer.
+    fn queue_load(&mut self, ep: usize, slot: usize, to: (SpaceId, u64), len: usize) -> Result<(), Side>;
+}
+
+/// What a sender offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Msg {
+    /// Payload length in bytes.
+    pub len: usize,
+    /// The payload when `len <= SHORT_MAX` (little-endian bytes).
+    pub regs: [u64; MSG_REGS],
+    /// The payload's user address when `len > SHORT_MAX`.
+    pub buf: u64,
+    /// Tokens (in the sender's table) of capabilities to pass.
+    pub caps: [u64; MAX_CAPS],
+    /// How many of `caps` are used.
+    pub ncaps: usize,
+}
+
+/// Where a receiver takes messages longer than [`SHORT_MAX`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecvBuf {
+    /// User address.
+    pub addr: u64,
+    /// Capacity in bytes.
+    pub cap: usize,
+}
+
+/// What a receiver (or a caller getting its reply) gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Payload length.
+    pub len: usize,
+    /// The payload when short.
+    pub regs: [u64; MSG_REGS],
+    /// Badge of the sender's token (0 for replies).
+    pub badge: u64,
+    /// Reply token for a call (0 otherwise).
+    pub reply: u64,
+    /// New tokens (in the receiver's table) of capabilities passed.
+    pub caps: [u64; MAX_CAPS],
+    /// How many of `caps` are used.
+    pub ncaps: usize,
+}
+
+/// An IPC failure: the error and a detail word (the size needed for
+/// `BufferTooSmall`, else 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpcError {
+    /// The error.
+    pub error: Error,
+    /// Detail word.
+    pub detail: u64,
+}
+
+impl From<Error> for IpcError {
+    fn from(error: Error) -> Self {
+        IpcError { error, detail: 0 }
+    }
+}
+
+impl From<CapError> for IpcError {
+    fn from(e: CapError) -> Self {
+        IpcError { error: e.into(), detail: 0 }
+    }
+}
+
+/// The result a thread returns to user space with.
+pub type IpcResult = Result<Received, IpcError>;
+
+/// What became of the calling thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished now with this result.
+    Done(IpcResult),
+    /// Parked; a wake will finish it.
+    Blocked,
+}
+
+/// Blocking behaviour of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeout {
+    /// Block as long as needed.
+    Never,
+    /// Do not block: `WouldBlock` instead.
+    Zero,
+    /// Block until this absolute tick.
+    Until(u64),
+}
+
+/// Kind of endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// Rendezvous: a send completes when a receiver takes the message.
+    Sync,
+    /// A bounded queue of this many messages.
+    Async(usize),
+}
+
+/// Per-endpoint counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Messages delivered to receivers.
+    pub delivered: u64,
+    /// Payload bytes delivered.
+    pub bytes: u64,
+    /// Calls delivered (subset of `delivered`).
+    pub calls: u64,
+    /// Times a sender had to block.
+    pub send_blocks: u64,
+    /// Times a receiver had to block.
+    pub recv_blocks: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Queued {
+    msg: Msg,
+    badge: u64,
+    /// Slot in the queue storage (long messages).
+    slot: usize,
+    /// Capabilities in flight, held in the holder task's table.
+    held: [u64; MAX_CAPS],
+}
+
+/// An endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Sync or async.
+    pub kind: EndpointKind,
+    /// Largest message accepted.
+    pub max_msg: usize,
+    /// The task that created it (its queue storage is charged there).
+    pub owner: TaskId,
+    senders: VecDeque<ThreadId>,
+    receivers: VecDeque<ThreadId>,
+    queue: VecDeque<Queued>,
+    free_slots: Vec<usize>,
+    /// Counters.
+    pub stats: EndpointStats,
+}
+
+/// A thread's IPC wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Not in IPC.
+    None,
+    /// Blocked sending (or calling) on an endpoint.
+    Send {
+        /// Endpoint.
+        ep: usize,
+        /// The token used (checked again if capabilities are revoked).
+        token: u64,
+        /// The message.
+        msg: Msg,
+        /// Badge of the token.
+        badge: u64,
+        /// A call: after delivery, wait for the reply.
+        call: Option<RecvBuf>,
+    },
+    /// Blocked receiving on an endpoint.
+    Recv {
+        /// Endpoint.
+        ep: usize,
+        /// The token used.
+        token: u64,
+        /// Where long messages go.
+        rbuf: RecvBuf,
+    },
+    /// A caller waiting for its reply.
+    Reply {
+        /// The pending reply.
+        reply: usize,
+        /// Where a long reply goes.
+        rbuf: RecvBuf,
+    },
+}
+
+/// A thread as the engine knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpcThread {
+    /// Its task (for capabilities).
+    pub task: TaskId,
+    /// Its address space (for copies).
+    pub space: SpaceId,
+    /// Scheduling priority (queues serve higher first).
+    pub priority: u8,
+    /// Current wait.
+    pub wait: Wait,
+    /// When the wait times out.
+    pub deadline: Option<u64>,
+}
+
+/// A pending reply: who called, and who holds the reply right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Reply {
+    caller: ThreadId,
+}
+
+/// The engine.
+#[derive(Clone, Debug)]
+pub struct Ipc {
+    threads: Vec<Option<IpcThread>>,
+    endpoints: Vec<Option<Endpoint>>,
+    replies: Vec<Option<Reply>>,
+    wakes: Vec<(ThreadId, IpcResult)>,
+    /// The task whose capability table holds capabilities in flight in
+    /// asynchronous queues.
+    holder: TaskId,
+    /// True to let `fast_*` take their path (the build switch is in the
+    /// kernel; tests turn it off here).
+    pub fast_enabled: bool,
+}
+
+fn slot_of<T>(v: &mut Vec<Option<T>>) -> usize {
+    match v.iter().position(Option::is_none) {
+        Some(i) => i,
+        None => {
+            v.push(None);
+            v.len() - 1
+        }
+    }
+}
+
+fn err<T>(e: Error) -> Result<T, IpcError> {
+    Err(IpcError::from(e))
+}
+
+impl Ipc {
+    /// An engine whose in-flight capabilities live in `holder`'s table (the
+    /// caller must have added that table to the capability space).
+    pub fn new(holder: TaskId) -> Ipc {
+        Ipc {
+            threads: Vec::new(),
+            endpoints: Vec::new(),
+            replies: Vec::new(),
+            wakes: Vec::new(),
+            holder,
+            fast_enabled: true,
+        }
+    }
+
+    /// Registers a thread.
+    pub fn add_thread(&mut self, id: ThreadId, task: TaskId, space: SpaceId, priority: u8) {
+        if id >= self.threads.len() {
+            self.threads.resize(id + 1, None);
+        }
+        self.threads[id] = Some(IpcThread { task, space, priority, wait: Wait::None, deadline: None });
+    }
+
+    /// A thread's IPC view.
+    pub fn thread(&self, id: ThreadId) -> Option<&IpcThread> {
+        self.threads.get(id).and_then(Option::as_ref)
+    }
+
+    fn th(&mut self, id: ThreadId) -> &mut IpcThread {
+        self.threads.get_mut(id).and_then(Option::as_mut).expect("IPC thread registered")
+    }
+
+    /// An endpoint.
+    pub fn endpoint(&self, id: usize) -> Option<&Endpoint> {
+        self.endpoints.get(id).and_then(Option::as_ref)
+    }
+
+    fn ep(&mut self, id: usize) -> &mut Endpoint {
+        self.endpoints.get_mut(id).and_then(Option::as_mut).expect("endpoint exists")
+    }
+
+    /// Live endpoints.
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.iter().flatten().count()
+    }
+
+    /// Threads completed by the last operations, with their results.
+    pub fn take_wakes(&mut self) -> Vec<(ThreadId, IpcResult)> {
+        core::mem::take(&mut self.wakes)
+    }
+
+    /// Whether any thread is waiting to be woken.
+    pub fn has_wakes(&self) -> bool {
+        !self.wakes.is_empty()
+    }
+
+    fn wake(&mut self, t: ThreadId, r: IpcResult) {
+        let th = self.th(t);
+        th.wait = Wait::None;
+        th.deadline = None;
+        self.wakes.push((t, r));
+    }
+
+    // ----- endpoints -----
+
+    /// Creates an endpoint for `task` and returns a token in its table.
+    pub fn create_endpoint(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        task: TaskId,
+        kind: EndpointKind,
+        max_msg: usize,
+    ) -> Result<u64, IpcError> {
+        let max_msg = if max_msg == 0 { DEFAULT_MAX_MSG } else { max_msg };
+        if max_msg > MAX_MSG_LIMIT {
+            return err(Error::InvalidArgument);
+        }
+        let id = slot_of(&mut self.endpoints);
+        let mut free_slots = Vec::new();
+        if let EndpointKind::Async(n) = kind {
+            let long = if max_msg > SHORT_MAX { max_msg } else { 0 };
+            if n == 0 || n > MAX_QUEUE || n.saturating_mul(long) > MAX_QUEUE_BYTES {
+                return err(Error::InvalidArgument);
+            }
+            if long > 0 && !env.queue_alloc(id, n, long) {
+                return err(Error::OutOfMemory);
+            }
+            free_slots = (0..n).rev().collect();
+        }
+        let token = match caps.insert_root(task, ObjectRef { kind: kind::ENDPOINT, id: id as u64 }, ENDPOINT_RIGHTS) {
+            Ok(t) => t,
+            Err(e) => {
+                if matches!(kind, EndpointKind::Async(_)) && max_msg > SHORT_MAX {
+                    env.queue_free(id);
+                }
+                return Err(e.into());
+            }
+        };
+        self.endpoints[id] = Some(Endpoint {
+            kind,
+            max_msg,
+            owner: task,
+            senders: VecDeque::new(),
+            receivers: VecDeque::new(),
+            queue: VecDeque::new(),
+            free_slots,
+            stats: EndpointStats::default(),
+        });
+        Ok(token)
+    }
+
+    /// Destroys an endpoint: waiters are woken with `NotFound`, queued
+    /// messages and their capabilities dropped, storage returned. The
+    /// caller removes the capabilities that name it.
+    pub fn destroy_endpoint(&mut self, caps: &mut CapSpace, env: &mut impl Env, id: usize) {
+        let Some(ep) = self.endpoints.get_mut(id).and_then(Option::take) else { return };
+        for t in ep.senders.iter().chain(ep.receivers.iter()) {
+            self.wake(*t, err(Error::NotFound));
+        }
+        for q in &ep.queue {
+            self.drop_held(caps, q);
+        }
+        if matches!(ep.kind, EndpointKind::Async(_)) && ep.max_msg > SHORT_MAX {
+            env.queue_free(id);
+        }
+    }
+
+    fn drop_held(&mut self, caps: &mut CapSpace, q: &Queued) {
+        for &t in q.held.iter().take(q.msg.ncaps) {
+            let _ = caps.delete(self.holder, t);
+        }
+    }
+
+    // ----- queues by priority -----
+
+    fn enqueue(&mut self, ep: usize, t: ThreadId, senders: bool) {
+        let prio = self.th(t).priority;
+        let threads = &self.threads;
+        let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
+        let q = if senders { &mut e.senders } else { &mut e.receivers };
+        let at = q.iter().position(|&o| threads[o].is_some_and(|x| x.priority < prio)).unwrap_or(q.len());
+        q.insert(at, t);
+    }
+
+    fn block(&mut self, t: ThreadId, wait: Wait, timeout: Timeout) -> Outcome {
+        let th = self.th(t);
+        th.wait = wait;
+        th.deadline = match timeout {
+            Timeout::Until(d) => Some(d),
+            _ => None,
+        };
+        Outcome::Blocked
+    }
+
+    // ----- checks shared by all operations -----
+
+    fn resolve_endpoint(&self, caps: &CapSpace, task: TaskId, token: u64, right: u64) -> Result<(usize, u64), IpcError> {
+        let cap = caps.check(task, token, kind::ENDPOINT, right)?;
+        let id = cap.object.id as usize;
+        if self.endpoint(id).is_none() {
+            return err(Error::NotFound);
+        }
+        Ok((id, cap.badge))
+    }
+
+    /// Checks a message against an endpoint and the sender's rights:
+    /// length, buffer, and GRANT on the endpoint and on each capability.
+    fn check_msg(
+        &self,
+        caps: &CapSpace,
+        env: &impl Env,
+        t: &IpcThread,
+        ep: &Endpoint,
+        ep_token: u64,
+        msg: &Msg,
+    ) -> Result<(), IpcError> {
+        if msg.len > ep.max_msg || msg.ncaps > MAX_CAPS {
+            return err(Error::InvalidArgument);
+        }
+        if msg.len > SHORT_MAX && !env.readable(t.space, msg.buf, msg.len) {
+            return err(Error::InvalidArgument);
+        }
+        if msg.ncaps > 0 {
+            caps.check(t.task, ep_token, kind::ENDPOINT, rights::GRANT)?;
+            for &c in msg.caps.iter().take(msg.ncaps) {
+                let cap = caps.lookup(t.task, c)?;
+                if cap.rights & rights::GRANT == 0 {
+                    return err(Error::PermissionDenied);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- transfer -----
+
+    /// Moves a message from `sender` (thread or queue) to a receiver.
+    /// Checks everything first; on error nothing has changed.
+    #[allow(clippy::too_many_arguments)]
+    fn transfer(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        src: Source,
+        msg: &Msg,
+        badge: u64,
+        to: ThreadId,
+        rbuf: RecvBuf,
+    ) -> Result<Received, (Side, IpcError)> {
+        let (to_task, to_space) = {
+            let r = self.thread(to).expect("receiver registered");
+            (r.task, r.space)
+        };
+        if msg.len > SHORT_MAX && rbuf.cap < msg.len {
+            return Err((Side::Destination, IpcError { error: Error::BufferTooSmall, detail: msg.len as u64 }));
+        }
+        if msg.len > SHORT_MAX && !env.writable(to_space, rbuf.addr, msg.len) {
+            return Err((Side::Destination, IpcError::from(Error::InvalidArgument)));
+        }
+        if msg.ncaps > 0 {
+            let free = caps.slots_per_task() - caps.slots_in_use_of(to_task).map_err(|e| (Side::Destination, e.into()))?;
+            if free < msg.ncaps {
+                return Err((Side::Destination, IpcError::from(Error::OutOfMemory)));
+            }
+        }
+        // Data (the one copy).
+        if msg.len > SHORT_MAX {
+            let r = match src {
+                Source::Thread(space, _) => env.copy((space, msg.buf), (to_space, rbuf.addr), msg.len),
+                Source::Queue(ep, slot) => env.queue_load(ep, slot, (to_space, rbuf.addr), msg.len),
+            };
+            r.map_err(|side| (side, IpcError::from(Error::InvalidArgument)))?;
+        }
+        // Capabilities: granted from the sender's table (or the holder's).
+        let mut out = Received { len: msg.len, badge, ..Received::default() };
+        if msg.len <= SHORT_MAX {
+            out.regs = msg.regs;
+        }
+        let (from_task, queued) = match src {
+            Source::Thread(_, task) => (task, false),
+            Source::Queue(..) => (self.holder, true),
+        };
+        for &tok in msg.caps.iter().take(msg.ncaps) {
+            if let Ok(rights) = caps.lookup(from_task, tok).map(|c| c.rights) {
+                if let Ok(new) = caps.grant_to(from_task, tok, to_task, rights) {
+                    out.caps[out.ncaps] = new;
+                    out.ncaps += 1;
+                }
+            }
+            if queued {
+                let _ = caps.delete(from_task, tok);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where a message's bytes come from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// A thread's buffer in this space; capabilities from this task.
+    Thread(SpaceId, TaskId),
+    /// An endpoint's queue slot.
+    Queue(usize, usize),
+}
+
+impl Ipc {
+    // ----- operations -----
+
+    /// Sends `msg` on the endpoint named by `token` (needs WRITE); with
+    /// `call`, then waits for the reply (into `call`'s buffer).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        t: ThreadId,
+        token: u64,
+        msg: Msg,
+        call: Option<RecvBuf>,
+        timeout: Timeout,
+    ) -> Outcome {
+        match self.try_send(caps, env, t, token, msg, call, timeout) {
+            Ok(o) => o,
+            Err(e) => Outcome::Done(Err(e)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_send(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        t: ThreadId,
+        token: u64,
+        msg: Msg,
+        call: Option<RecvBuf>,
+        timeout: Timeout,
+    ) -> Result<Outcome, IpcError> {
+        let me = *self.thread(t).expect("IPC thread registered");
+        let (ep_id, badge) = self.resolve_endpoint(caps, me.task, token, rights::WRITE)?;
+        let ep = self.endpoint(ep_id).expect("resolved");
+        self.check_msg(caps, env, &me, ep, token, &msg)?;
+        let is_async = matches!(ep.kind, EndpointKind::Async(_));
+        if call.is_some() && is_async {
+            return err(Error::InvalidArgument);
+        }
+        if call.is_none() && msg.len == 0 {
+            return err(Error::InvalidArgument);
+        }
+        // A receiver is waiting: deliver now, one copy.
+        while let Some(&r) = self.ep(ep_id).receivers.front() {
+            let Wait::Recv { rbuf, .. } = self.thread(r).expect("queued thread").wait else {
+                unreachable!("receiver queue holds receiving threads")
+            };
+            match self.transfer(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf) {
+                Ok(mut got) => {
+                    self.ep(ep_id).receivers.pop_front();
+                    self.count(ep_id, &got, call.is_some());
+                    if let Some(rbuf) = call {
+                        let server = self.thread(r).expect("receiver").task;
+                        let (token, reply) = self.new_reply(caps, t, server)?;
+                        got.reply = token;
+                        self.wake(r, Ok(got));
+                        return Ok(self.block(t, Wait::Reply { reply, rbuf }, Timeout::Never));
+                    }
+                    self.wake(r, Ok(got));
+                    return Ok(Outcome::Done(Ok(Received::default())));
+                }
+                // The receiver's buffer cannot take it: tell the receiver,
+                // keep the message with the sender, try the next receiver.
+                Err((Side::Destination, e)) => {
+                    self.ep(ep_id).receivers.pop_front();
+                    self.wake(r, Err(e));
+                }
+                Err((Side::Source, e)) => return Err(e),
+            }
+        }
+        // Asynchronous: queue it if there is room.
+        if let EndpointKind::Async(n) = self.ep(ep_id).kind {
+            if self.ep(ep_id).queue.len() < n {
+                self.enqueue_message(caps, env, ep_id, &me, &msg, badge)?;
+                return Ok(Outcome::Done(Ok(Received::default())));
+            }
+        }
+        if timeout == Timeout::Zero {
+            return err(Error::WouldBlock);
+        }
+        self.ep(ep_id).stats.send_blocks += 1;
+        self.enqueue(ep_id, t, true);
+        Ok(self.block(t, Wait::Send { ep: ep_id, token, msg, badge, call }, timeout))
+    }
+
+    fn count(&mut self, ep: usize, got: &Received, call: bool) {
+        let s = &mut self.ep(ep).stats;
+        s.delivered += 1;
+        s.bytes += got.len as u64;
+        s.calls += u64::from(call);
+    }
+
+    fn enqueue_message(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        ep_id: usize,
+        from: &IpcThread,
+        msg: &Msg,
+        badge: u64,
+    ) -> Result<(), IpcError> {
+        let slot = if msg.len > SHORT_MAX { self.ep(ep_id).free_slots.last().copied().unwrap_or(0) } else { 0 };
+        // Capabilities move into the holder's table first, so revoking the
+        // sender's originals also reaches those in flight.
+        let free = caps.slots_per_task() - caps.slots_in_use_of(self.holder)?;
+        if free < msg.ncaps {
+            return err(Error::OutOfMemory);
+        }
+        if msg.len > SHORT_MAX {
+            env.queue_store(ep_id, slot, (from.space, msg.buf), msg.len)
+                .map_err(|_| IpcError::from(Error::InvalidArgument))?;
+            self.ep(ep_id).free_slots.pop();
+        }
+        let mut held = [0; MAX_CAPS];
+        for (i, &c) in msg.caps.iter().take(msg.ncaps).enumerate() {
+            let r = caps.lookup(from.task, c)?.rights;
+            held[i] = caps.grant_to(from.task, c, self.holder, r)?;
+        }
+        let mut m = *msg;
+        m.caps = held;
+        self.ep(ep_id).queue.push_back(Queued { msg: m, badge, slot, held });
+        Ok(())
+    }
+
+    /// Receives on the endpoint named by `token` (needs READ).
+    pub fn receive(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        t: ThreadId,
+        token: u64,
+        rbuf: RecvBuf,
+        timeout: Timeout,
+    ) -> Outcome {
+        match self.try_receive(caps, env, t, token, rbuf, timeout) {
+            Ok(o) => o,
+            Err(e) => Outcome::Done(Err(e)),
+        }
+    }
+
+    fn try_receive(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        t: ThreadId,
+        token: u64,
+        rbuf: RecvBuf,
+        timeout: Timeout,
+    ) -> Result<Outcome, IpcError> {
+        let me = *self.thread(t).expect("IPC thread registered");
+        let (ep_id, _) = self.resolve_endpoint(caps, me.task, token, rights::READ)?;
+        // A queued message first (asynchronous endpoints).
+        if let Some(q) = self.ep(ep_id).queue.front().copied() {
+            let got = self
+                .transfer(caps, env, Source::Queue(ep_id, q.slot), &q.msg, q.badge, t, rbuf)
+                .map_err(|(_, e)| e)?;
+            self.ep(ep_id).queue.pop_front();
+            if q.msg.len > SHORT_MAX {
+                self.ep(ep_id).free_slots.push(q.slot);
+            }
+            self.count(ep_id, &got, false);
+            // A blocked sender's message takes the freed place.
+            if let Some(s) = self.ep(ep_id).senders.pop_front() {
+                let sender = *self.thread(s).expect("queued thread");
+                if let Wait::Send { msg, badge, .. } = sender.wait {
+                    match self.enqueue_message(caps, env, ep_id, &sender, &msg, badge) {
+                        Ok(()) => self.wake(s, Ok(Received::default())),
+                        Err(e) => self.wake(s, Err(e)),
+                    }
+                }
+            }
+            return Ok(Outcome::Done(Ok(got)));
+        }
+        // A blocked sender (synchronous endpoints).
+        while let Some(&s) = self.ep(ep_id).senders.front() {
+            let sender = *self.thread(s).expect("queued thread");
+            let Wait::Send { msg, badge, call, .. } = sender.wait else {
+                unreachable!("sender queue holds sending threads")
+            };
+            match self.transfer(caps, env, Source::Thread(sender.space, sender.task), &msg, badge, t, rbuf) {
+                Ok(mut got) => {
+                    self.ep(ep_id).senders.pop_front();
+                    self.count(ep_id, &got, call.is_some());
+                    match call {
+                        Some(crbuf) => {
+                            let (token, reply) = self.new_reply(caps, s, me.task)?;
+                            got.reply = token;
+                            let th = self.th(s);
+                            th.wait = Wait::Reply { reply, rbuf: crbuf };
+                            th.deadline = None;
+                        }
+                        None => self.wake(s, Ok(Received::default())),
+                    }
+                    return Ok(Outcome::Done(Ok(got)));
+                }
+                Err((Side::Destination, e)) => return Err(e),
+                // The sender's buffer went bad while it waited: fail it.
+                Err((Side::Source, e)) => {
+                    self.ep(ep_id).senders.pop_front();
+                    self.wake(s, Err(e));
+                }
+            }
+        }
+        if timeout == Timeout::Zero {
+            return err(Error::WouldBlock);
+        }
+        self.ep(ep_id).stats.recv_blocks += 1;
+        self.enqueue(ep_id, t, false);
+        Ok(self.block(t, Wait::Recv { ep: ep_id, token, rbuf }, timeout))
+    }
+
+    /// A reply right for `caller`'s call, in the server's table: its token
+    /// and the reply's index.
+    fn new_reply(&mut self, caps: &mut CapSpace, caller: ThreadId, server_task: TaskId) -> Result<(u64, usize), IpcError> {
+        let id = slot_of(&mut self.replies);
+        let token = caps.insert_root(server_task, ObjectRef { kind: kind::REPLY, id: id as u64 }, rights::WRITE)?;
+        self.replies[id] = Some(Reply { caller });
+        Ok((token, id))
+    }
+
+    /// Replies through the reply token (works once).
+    pub fn reply(&mut self, caps: &mut CapSpace, env: &mut impl Env, t: ThreadId, token: u64, msg: Msg) -> Outcome {
+        Outcome::Done(self.try_reply(caps, env, t, token, msg).map(|()| Received::default()))
+    }
+
+    fn try_reply(&mut self, caps: &mut CapSpace, env: &mut impl Env, t: ThreadId, token: u64, msg: Msg) -> Result<(), IpcError> {
+        let me = *self.thread(t).expect("IPC thread registered");
+        let cap = caps.check(me.task, token, kind::REPLY, rights::WRITE)?;
+        let id = cap.object.id as usize;
+        let Some(reply) = self.replies.get(id).copied().flatten() else { return err(Error::NotFound) };
+        if msg.ncaps > MAX_CAPS || msg.len > MAX_MSG_LIMIT {
+            return err(Error::InvalidArgument);
+        }
+        if msg.len > SHORT_MAX && !env.readable(me.space, msg.buf, msg.len) {
+            return err(Error::InvalidArgument);
+        }
+        for &c in msg.caps.iter().take(msg.ncaps) {
+            if caps.lookup(me.task, c)?.rights & rights::GRANT == 0 {
+                return err(Error::PermissionDenied);
+            }
+        }
+        let Some(Wait::Reply { rbuf, .. }) = self.thread(reply.caller).map(|c| c.wait) else {
+            return err(Error::PeerGone);
+        };
+        let got = self
+            .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, reply.caller, rbuf)
+            .map_err(|(_, e)| e)?;
+        self.replies[id] = None;
+        let _ = caps.delete(me.task, token);
+        self.wake(reply.caller, Ok(got));
+        Ok(())
+    }
+
+    /// Replies, then receives: a server loop in one operation. A failed
+    /// reply returns its error without receiving.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reply_receive(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        t: ThreadId,
+        reply_token: u64,
+        msg: Msg,
+        ep_token: u64,
+        rbuf: RecvBuf,
+        timeout: Timeout,
+    ) -> Outcome {
+        if reply_token != 0 {
+            if let Err(e) = self.try_reply(caps, env, t, reply_token, msg) {
+                return Outcome::Done(Err(e));
+            }
+        }
+        self.receive(caps, env, t, ep_token, rbuf, timeout)
+    }
+
+    // ----- ends of waits -----
+
+    /// Ends a thread's wait with an error (timeout, cancellation).
+    pub fn cancel(&mut self, t: ThreadId, error: Error) {
+        let Some(th) = self.thread(t).copied() else { return };
+        match th.wait {
+            Wait::None => return,
+            Wait::Send { ep, .. } | Wait::Recv { ep, .. } => {
+                if let Some(e) = self.endpoints.get_mut(ep).and_then(Option::as_mut) {
+                    e.senders.retain(|&x| x != t);
+                    e.receivers.retain(|&x| x != t);
+                }
+            }
+            Wait::Reply { reply, .. } => {
+                // The reply right stays with the server but leads nowhere.
+                if let Some(r) = self.replies.get_mut(reply) {
+                    *r = None;
+                }
+            }
+        }
+        self.wake(t, err(error));
+    }
+
+    /// Times out every wait whose deadline is at or before `now`.
+    pub fn expire(&mut self, now: u64) {
+        let due: Vec<ThreadId> = self
+            .threads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.and_then(|t| t.deadline).filter(|&d| d <= now).map(|_| i))
+            .collect();
+        for t in due {
+            self.cancel(t, Error::Timeout);
+        }
+    }
+
+    /// The earliest deadline of any wait.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.threads.iter().flatten().filter_map(|t| t.deadline).min()
+    }
+
+    /// Forgets a thread that is ending: it leaves every queue; a caller it
+    /// was serving... (its reply rights die with its task's capabilities).
+    pub fn remove_thread(&mut self, t: ThreadId) {
+        if let Some(th) = self.thread(t).copied() {
+            if th.wait != Wait::None {
+                self.cancel(t, Error::PeerGone);
+                // Nobody is left to take the wake.
+                self.wakes.retain(|&(w, _)| w != t);
+            }
+        }
+        if let Some(slot) = self.threads.get_mut(t) {
+            *slot = None;
+        }
+    }
+
+    /// A reply right was deleted (or its holder died): its caller, if still
+    /// waiting, ends with `PeerGone`.
+    pub fn reply_dropped(&mut self, reply: usize) {
+        if let Some(Some(r)) = self.replies.get(reply).copied() {
+            self.replies[reply] = None;
+            if matches!(self.thread(r.caller).map(|c| c.wait), Some(Wait::Reply { reply: x, .. }) if x == reply) {
+                self.wake(r.caller, err(Error::PeerGone));
+            }
+        }
+    }
+
+    /// After capabilities were removed: threads blocked through a token that
+    /// no longer resolves end with `NotFound`.
+    pub fn recheck_tokens(&mut self, caps: &CapSpace) {
+        let stale: Vec<ThreadId> = self
+            .threads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let t = (*t)?;
+                let (ep, token) = match t.wait {
+                    Wait::Send { ep, token, .. } | Wait::Recv { ep, token, .. } => (ep, token),
+                    _ => return None,
+                };
+                let ok = caps.lookup(t.task, token).is_ok_and(|c| c.object == ObjectRef { kind: kind::ENDPOINT, id: ep as u64 });
+                (!ok).then_some(i)
+            })
+            .collect();
+        for t in stale {
+            self.cancel(t, Error::NotFound);
+        }
+    }
+
+    /// Per-endpoint counters.
+    pub fn stats(&self, ep: usize) -> Option<EndpointStats> {
+        self.endpoint(ep).map(|e| e.stats)
+    }
+}
+
+/// The fast paths: a call or reply-and-receive of a short message with no
+/// capabilities, whose partner is already waiting. Each runs its checks in
+/// order, gives up (`None`) at the first that fails — the caller then takes
+/// the general path — and after the last check commits with no way back.
+/// The end state equals the general path's; only the partner's result is
+/// returned directly instead of through [`Ipc::take_wakes`], so the kernel
+/// can switch straight to the partner.
+impl Ipc {
+    /// Fast call: returns the server that now runs and what it received.
+    pub fn fast_call(
+        &mut self,
+        caps: &mut CapSpace,
+        t: ThreadId,
+        token: u64,
+        len: usize,
+        regs: [u64; MSG_REGS],
+        rbuf: RecvBuf,
+    ) -> Option<(ThreadId, Received)> {
+        if !self.fast_enabled || len > SHORT_MAX {
+            return None;
+        }
+        let me = self.thread(t)?;
+        let cap = caps.check(me.task, token, kind::ENDPOINT, rights::WRITE).ok()?;
+        let ep_id = cap.object.id as usize;
+        let ep = self.endpoint(ep_id)?;
+        if ep.kind != EndpointKind::Sync || len > ep.max_msg {
+            return None;
+        }
+        let server = *ep.receivers.front()?;
+        let server_task = self.thread(server)?.task;
+        if caps.slots_in_use_of(server_task).ok()? >= caps.slots_per_task() {
+            return None;
+        }
+        // Commit.
+        let (reply_token, reply) = self.new_reply(caps, t, server_task).ok()?;
+        let got = Received { len, regs, badge: cap.badge, reply: reply_token, ..Received::default() };
+        self.ep(ep_id).receivers.pop_front();
+        self.count(ep_id, &got, true);
+        let s = self.th(server);
+        s.wait = Wait::None;
+        s.deadline = None;
+        let c = self.th(t);
+        c.wait = Wait::Reply { reply, rbuf };
+        c.deadline = None;
+        Some((server, got))
+    }
+
+    /// Fast reply-and-receive: returns the caller that now runs and its reply.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fast_reply_receive(
+        &mut self,
+        caps: &mut CapSpace,
+        t: ThreadId,
+        reply_token: u64,
+        len: usize,
+        regs: [u64; MSG_REGS],
+        ep_token: u64,
+        rbuf: RecvBuf,
+    ) -> Option<(ThreadId, Received)> {
+        if !self.fast_enabled || len > SHORT_MAX {
+            return None;
+        }
+        let me = *self.thread(t)?;
+        let rcap = caps.check(me.task, reply_token, kind::REPLY, rights::WRITE).ok()?;
+        let reply = rcap.object.id as usize;
+        let caller = self.replies.get(reply).copied().flatten()?.caller;
+        if !matches!(self.thread(caller)?.wait, Wait::Reply { reply: r, .. } if r == reply) {
+            return None;
+        }
+        let ecap = caps.check(me.task, ep_token, kind::ENDPOINT, rights::READ).ok()?;
+        let ep_id = ecap.object.id as usize;
+        let ep = self.endpoint(ep_id)?;
+        if !ep.senders.is_empty() || !ep.queue.is_empty() {
+            return None;
+        }
+        // Commit.
+        self.replies[reply] = None;
+        let _ = caps.delete(me.task, reply_token);
+        let c = self.th(caller);
+        c.wait = Wait::None;
+        c.deadline = None;
+        self.ep(ep_id).stats.recv_blocks += 1;
+        self.enqueue(ep_id, t, false);
+        let s = self.th(t);
+        s.wait = Wait::Recv { ep: ep_id, token: ep_token, rbuf };
+        s.deadline = None;
+        Some((caller, Received { len, regs, ..Received::default() }))
+    }
+}
