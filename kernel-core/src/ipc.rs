@@ -502,6 +502,7 @@ impl Ipc {
         badge: u64,
         to: ThreadId,
         rbuf: RecvBuf,
+        reply_slot: bool,
     ) -> Result<Received, (Side, IpcError)> {
         let (to_task, to_space) = {
             let r = self.thread(to).expect("receiver registered");
@@ -513,9 +514,10 @@ impl Ipc {
         if msg.len > SHORT_MAX && !env.writable(to_space, rbuf.addr, msg.len) {
             return Err((Side::Destination, IpcError::from(Error::InvalidArgument)));
         }
-        if msg.ncaps > 0 {
-            let free = caps.slots_per_task() - caps.slots_in_use_of(to_task).map_err(|e| (Side::Destination, e.into()))?;
-            if free < msg.ncaps {
+        let slots = msg.ncaps + usize::from(reply_slot);
+        if slots > 0 {
+            let used = caps.slots_in_use_of(to_task).map_err(|e| (Side::Destination, e.into()))?;
+            if caps.slots_per_task() - used < slots {
                 return Err((Side::Destination, IpcError::from(Error::OutOfMemory)));
             }
         }
@@ -609,7 +611,7 @@ impl Ipc {
             let Wait::Recv { rbuf, .. } = self.thread(r).expect("queued thread").wait else {
                 unreachable!("receiver queue holds receiving threads")
             };
-            match self.transfer(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf) {
+            match self.transfer(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf, call.is_some()) {
                 Ok(mut got) => {
                     self.ep(ep_id).receivers.pop_front();
                     self.count(ep_id, &got, call.is_some());
@@ -716,7 +718,7 @@ impl Ipc {
         // A queued message first (asynchronous endpoints).
         if let Some(q) = self.ep(ep_id).queue.front().copied() {
             let got = self
-                .transfer(caps, env, Source::Queue(ep_id, q.slot), &q.msg, q.badge, t, rbuf)
+                .transfer(caps, env, Source::Queue(ep_id, q.slot), &q.msg, q.badge, t, rbuf, false)
                 .map_err(|(_, e)| e)?;
             self.ep(ep_id).queue.pop_front();
             if q.msg.len > SHORT_MAX {
@@ -741,7 +743,7 @@ impl Ipc {
             let Wait::Send { msg, badge, call, .. } = sender.wait else {
                 unreachable!("sender queue holds sending threads")
             };
-            match self.transfer(caps, env, Source::Thread(sender.space, sender.task), &msg, badge, t, rbuf) {
+            match self.transfer(caps, env, Source::Thread(sender.space, sender.task), &msg, badge, t, rbuf, call.is_some()) {
                 Ok(mut got) => {
                     self.ep(ep_id).senders.pop_front();
                     self.count(ep_id, &got, call.is_some());
@@ -807,7 +809,7 @@ impl Ipc {
             return err(Error::PeerGone);
         };
         let got = self
-            .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, reply.caller, rbuf)
+            .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, reply.caller, rbuf, false)
             .map_err(|(_, e)| e)?;
         self.replies[id] = None;
         let _ = caps.delete(me.task, token);
@@ -1021,3 +1023,7 @@ impl Ipc {
         Some((caller, Received { len, regs, ..Received::default() }))
     }
 }
+
+#[cfg(test)]
+#[path = "ipc_tests.rs"]
+mod tests;
