@@ -56,10 +56,26 @@ pub enum Sys {
     TaskSpawn = 14,
     /// Wait until a task has ended: `(task token)` → `(kind, value)`. See [`exit`].
     TaskWait = 15,
+    /// Create an endpoint: `(kind, queue length, max message size)` → `(token)`. See [`ipc`].
+    EndpointCreate = 16,
+    /// Delete an endpoint (needs DELETE): `(token)` → `()`.
+    EndpointDelete = 17,
+    /// Read an endpoint's counters: `(token)` → `(delivered, bytes, calls)`.
+    EndpointStats = 18,
+    /// Send a message. IPC register convention, see [`ipc`].
+    IpcSend = 19,
+    /// Receive a message. IPC register convention, see [`ipc`].
+    IpcReceive = 20,
+    /// Send, then wait for the reply. IPC register convention, see [`ipc`].
+    IpcCall = 21,
+    /// Reply to a call (the reply token works once). See [`ipc`].
+    IpcReply = 22,
+    /// Reply, then receive. See [`ipc`].
+    IpcReplyReceive = 23,
 }
 
 /// The highest syscall number plus one.
-pub const SYS_COUNT: u64 = 16;
+pub const SYS_COUNT: u64 = 24;
 
 impl Sys {
     /// Decodes a syscall number; `None` for an unknown number.
@@ -82,6 +98,14 @@ impl Sys {
             Counter,
             TaskSpawn,
             TaskWait,
+            EndpointCreate,
+            EndpointDelete,
+            EndpointStats,
+            IpcSend,
+            IpcReceive,
+            IpcCall,
+            IpcReply,
+            IpcReplyReceive,
         ];
         ALL.get(usize::try_from(n).ok()?).copied()
     }
@@ -246,6 +270,8 @@ pub enum Counter {
     Ticks = 5,
     /// Context switches since boot.
     Switches = 6,
+    /// Live IPC endpoints.
+    Endpoints = 7,
 }
 
 impl Counter {
@@ -260,8 +286,72 @@ impl Counter {
             4 => CapSlots,
             5 => Ticks,
             6 => Switches,
+            7 => Endpoints,
             _ => return None,
         })
+    }
+}
+
+/// The IPC register convention (calls 19–23).
+///
+/// On entry:
+///
+/// | register | meaning |
+/// | --- | --- |
+/// | `rax` | bits 0–7 syscall number; bits 8–10 capabilities sent (0–4); bits 11–34 send length in bytes; bits 35–58 receive buffer capacity |
+/// | `rdi` | endpoint token (`IpcReply`: the reply token) |
+/// | `rsi` | `IpcReplyReceive`: the reply token (0: receive only) |
+/// | `rdx` | timeout in microseconds: [`ipc::TIMEOUT_ZERO`] don't block, [`ipc::TIMEOUT_NEVER`] no limit |
+/// | `r10` | receive buffer address (messages over 64 bytes land there) |
+/// | `r8 r9 r12 r13 r14 r15 rbx rbp` | message registers MR0–MR7 |
+///
+/// A message of at most 64 bytes travels in MR0–MR7 (little-endian bytes,
+/// MR0 first); a longer one is read from the address in MR0. Capabilities
+/// to send are tokens in MR7, MR6, … (the i-th in MR(7−i)); a short message
+/// with capabilities has `64 − 8·n` bytes of room.
+///
+/// On return: `rax` status; `rdi` the sender's badge; `rsi` a reply token
+/// when the message was a call (else 0); `rdx` bits 0–23 received length,
+/// bits 24–26 capabilities received (their new tokens in MR7, MR6, …); MR0–MR7
+/// the payload of a short message. On `BufferTooSmall`, `rdx` is the size
+/// needed and the message stays pending. On any error only `rax` and `rdx`
+/// change.
+pub mod ipc {
+    /// Bits of `rax` holding the syscall number.
+    pub const NUMBER_MASK: u64 = 0xFF;
+    /// Shift of the 3-bit capability count in `rax`.
+    pub const NCAPS_SHIFT: u32 = 8;
+    /// Shift of the 24-bit send length in `rax`.
+    pub const SEND_LEN_SHIFT: u32 = 11;
+    /// Shift of the 24-bit receive capacity in `rax`.
+    pub const RECV_CAP_SHIFT: u32 = 35;
+    /// Mask of a 24-bit length.
+    pub const LEN_MASK: u64 = (1 << 24) - 1;
+    /// Shift of the received-capability count in the returned `rdx`.
+    pub const RESULT_NCAPS_SHIFT: u32 = 24;
+    /// Timeout: do not block.
+    pub const TIMEOUT_ZERO: u64 = 0;
+    /// Timeout: wait as long as it takes.
+    pub const TIMEOUT_NEVER: u64 = u64::MAX;
+    /// Message registers.
+    pub const MSG_REGS: usize = 8;
+    /// Largest message carried in registers.
+    pub const SHORT_MAX: usize = 64;
+    /// Capabilities per message.
+    pub const MAX_CAPS: usize = 4;
+    /// Endpoint kind: synchronous rendezvous.
+    pub const KIND_SYNC: u64 = 0;
+    /// Endpoint kind: asynchronous bounded queue.
+    pub const KIND_ASYNC: u64 = 1;
+    /// Default maximum message size of an endpoint.
+    pub const DEFAULT_MAX_MSG: u64 = 64 * 1024;
+
+    /// Builds `rax` for an IPC call.
+    pub const fn encode(number: u64, ncaps: u64, send_len: u64, recv_cap: u64) -> u64 {
+        (number & NUMBER_MASK)
+            | ((ncaps & 7) << NCAPS_SHIFT)
+            | ((send_len & LEN_MASK) << SEND_LEN_SHIFT)
+            | ((recv_cap & LEN_MASK) << RECV_CAP_SHIFT)
     }
 }
 

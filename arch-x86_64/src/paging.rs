@@ -390,3 +390,15 @@ pub fn copy_to_user(space: u64, addr: u64, data: &[u8]) -> Result<(), BadUserAdd
     }
     Ok(())
 }
+
+/// Copies `len` bytes between two frames' offsets (each range inside its
+/// frame).
+pub fn copy_phys(src: u64, dst: u64, len: usize) {
+    let (sp, so) = (src & !(PAGE - 1), (src % PAGE) as usize);
+    let (dp, doff) = (dst & !(PAGE - 1), (dst % PAGE) as usize);
+    assert!(so + len <= PAGE as usize && doff + len <= PAGE as usize);
+    assert!(is_direct_mapped(PHYS_OFFSET + sp, PAGE) && is_direct_mapped(PHYS_OFFSET + dp, PAGE));
+    // SAFETY: both ranges lie inside RAM frames (checked) reached through
+    // the direct map; `copy` tolerates overlap should both be the same frame.
+    unsafe { core::ptr::copy((PHYS_OFFSET + src) as *const u8, (PHYS_OFFSET + dst) as *mut u8, len) };
+}

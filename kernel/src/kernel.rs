@@ -19,6 +19,7 @@ use kernel_core::cap::{CapSpace, ObjectRef};
 use kernel_core::elfcheck;
 use kernel_core::image::Image;
 use kernel_core::manifest::{self, TaskSpec};
+use kernel_core::ipc::{Ipc, IpcResult};
 use kernel_core::sched::ReadyQueues;
 use spin::Mutex;
 
@@ -32,6 +33,9 @@ const PAGE: u64 = 4096;
 pub const IDLE: usize = 0;
 /// Capability slots per task.
 const CAP_SLOTS: usize = 256;
+/// The task id whose capability table the IPC engine uses for capabilities
+/// in flight.
+pub const HOLDER_TASK: usize = 0;
 /// Threads per task.
 pub const MAX_THREADS_PER_TASK: usize = 64;
 
@@ -40,6 +44,8 @@ pub const MAX_THREADS_PER_TASK: usize = 64;
 pub enum Wait {
     /// The end of a task.
     TaskEnd(usize),
+    /// An IPC operation (the engine knows which).
+    Ipc,
 }
 
 /// A thread's scheduling state.
@@ -108,6 +114,13 @@ pub struct Kernel {
     pub kernel_space: u64,
     /// Every task's capabilities.
     pub caps: CapSpace,
+    /// The IPC engine.
+    pub ipc: Ipc,
+    /// Storage of asynchronous endpoint queues.
+    pub queues: Vec<Option<crate::ipc::QueueStore>>,
+    /// A thread to run next without going through the ready queues (the
+    /// partner of a fast-path IPC).
+    direct: Option<usize>,
     /// Tasks by id (dead ones stay while a capability names them).
     pub tasks: Vec<Option<Task>>,
     /// Threads by id; 0 is idle.
@@ -170,6 +183,9 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
         frames,
         kernel_space,
         caps: CapSpace::new(CAP_SLOTS),
+        ipc: Ipc::new(HOLDER_TASK),
+        queues: Vec::new(),
+        direct: None,
         tasks: Vec::new(),
         threads: Vec::new(),
         ready: ReadyQueues::new(),
@@ -186,6 +202,12 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     if !info.cmdline().is_empty() {
         println!("[iris] command line: {}", info.cmdline());
     }
+    // Task 0 is the kernel's: its capability table holds capabilities in
+    // flight in asynchronous queues.
+    k.tasks.push(None);
+    k.caps.add_task(HOLDER_TASK).map_err(|_| "capability space")?;
+    k.ipc.fast_enabled = crate::ipc::FASTPATH_BUILT && !info.cmdline().split(' ').any(|w| w == "nofastpath");
+    println!("[iris] IPC fast path {}", if k.ipc.fast_enabled { "on" } else { "off" });
     let idle_stack = k.frames.alloc_contiguous(KSTACK_FRAMES).ok_or("no memory for the idle stack")?;
     let top = PHYS_OFFSET + idle_stack + KSTACK_FRAMES as u64 * PAGE;
     let frame_at = top - FRAME_SIZE;
@@ -233,6 +255,9 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
             cpu::end_of_interrupt();
             k.ticks += 1;
             k.resched = true;
+            if k.ipc.next_deadline().is_some_and(|d| d <= k.ticks) {
+                k.ipc.expire(k.ticks);
+            }
             if k.selftest_fault {
                 println!("[iris] self-test: faulting in kernel mode on purpose");
                 cpu::selftest_kernel_fault();
@@ -241,6 +266,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
         v if v < 32 => k.user_fault(frame),
         _ => {} // spurious or masked interrupt
     }
+    k.apply_wakes();
     k.dispatch()
 }
 
@@ -301,6 +327,8 @@ impl Kernel {
         let at = t.kstack_top() - FRAME_SIZE;
         trap::write_frame(at, frame);
         self.threads[id] = Some(Thread { frame: at, ..t });
+        let space = self.task(task).map_or(0, |t| t.space);
+        self.ipc.add_thread(id, task, space, priority);
         if let Some(task) = self.task_mut(task) {
             task.threads.push(id);
         }
@@ -350,7 +378,7 @@ impl Kernel {
             paging::destroy_space(space, &mut self.frames);
             return Err(e);
         }
-        let id = Self::free_slot(&mut self.tasks, 0);
+        let id = Self::free_slot(&mut self.tasks, 1);
         self.tasks[id] = Some(Task {
             name: String::from(name),
             space,
@@ -453,6 +481,10 @@ impl Kernel {
             }
             _ => {}
         }
+        self.ipc.remove_thread(id);
+        if self.direct == Some(id) {
+            self.direct = None;
+        }
         self.caps.remove_object(ObjectRef { kind: kind::THREAD, id: id as u64 });
         self.zombies.push(id);
     }
@@ -472,6 +504,7 @@ impl Kernel {
             self.retire_thread(t);
         }
         let _ = self.caps.remove_task(id);
+        self.after_cap_changes();
         self.dead_spaces.push(space);
         for w in waiters {
             self.set_result(w, Ok([status.0, status.1, 0]));
@@ -485,6 +518,61 @@ impl Kernel {
         if init {
             self.shutdown(status);
         }
+        self.prune_tasks();
+    }
+
+    /// Finishes threads the IPC engine completed: writes their results and
+    /// makes them ready.
+    pub fn apply_wakes(&mut self) {
+        if !self.ipc.has_wakes() {
+            return;
+        }
+        for (t, r) in self.ipc.take_wakes() {
+            if self.thread(t).is_some_and(|x| x.state == ThreadState::Blocked(Wait::Ipc)) {
+                self.set_ipc_result(t, r);
+                self.make_ready(t);
+            }
+        }
+    }
+
+    fn set_ipc_result(&mut self, t: usize, r: IpcResult) {
+        if let Some(th) = self.thread(t) {
+            trap::with_frame(th.frame, |f| crate::ipc::write_result(f, r));
+        }
+    }
+
+    /// Gives a fast-path partner its result and runs it next; the current
+    /// thread blocks in IPC.
+    pub fn deliver_direct(&mut self, partner: usize, r: IpcResult) {
+        self.set_ipc_result(partner, r);
+        self.block_current(Wait::Ipc);
+        self.direct = Some(partner);
+    }
+
+    /// Acts on capabilities that went away: replies whose right was dropped,
+    /// endpoints no capability names any more, waits whose token died, dead
+    /// tasks no longer named.
+    pub fn after_cap_changes(&mut self) {
+        let removed = self.caps.take_removed();
+        if removed.is_empty() {
+            return;
+        }
+        for o in removed {
+            match o.kind {
+                kind::REPLY => self.ipc.reply_dropped(o.id as usize),
+                kind::ENDPOINT => {
+                    let id = o.id as usize;
+                    if self.ipc.endpoint(id).is_some() && self.caps.objects_referenced(o) == 0 {
+                        let mut env = crate::ipc::KernelEnv { frames: &mut self.frames, queues: &mut self.queues };
+                        self.ipc.destroy_endpoint(&mut self.caps, &mut env, id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.ipc.recheck_tokens(&self.caps);
+        // Destroying endpoints may have dropped capabilities in flight.
+        let _ = self.caps.take_removed();
         self.prune_tasks();
     }
 
@@ -578,6 +666,14 @@ impl Kernel {
         };
         let yielded = self.resched;
         self.resched = false;
+        // A fast-path partner runs next unless a higher priority is ready.
+        if let Some(d) = self.direct.take() {
+            let dp = self.thread(d).map_or(0, |t| t.priority);
+            if !cur_runs && self.ready.highest().is_none_or(|p| p <= dp) {
+                return self.switch_to(d);
+            }
+            self.make_ready(d);
+        }
         if !switch {
             return self.thread(cur).map_or(0, |t| t.frame);
         }
@@ -592,7 +688,11 @@ impl Kernel {
             }
         }
         let next = self.ready.pop_highest().unwrap_or(IDLE);
-        if next != cur {
+        self.switch_to(next)
+    }
+
+    fn switch_to(&mut self, next: usize) -> u64 {
+        if next != self.current {
             self.switches += 1;
         }
         self.current = next;

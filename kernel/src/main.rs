@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+mod ipc;
 mod kernel;
 mod memory;
 mod syscall;

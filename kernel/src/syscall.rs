@@ -33,10 +33,15 @@ fn ok1(v: u64) -> Outcome {
 
 /// Handles the syscall whose registers are in `frame`.
 pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    let outcome = match Sys::from_number(frame.rax) {
-        None => Done(Err(Error::InvalidSyscall)),
-        Some(sys) => dispatch(k, sys, args),
+    // IPC calls carry lengths in the upper bits of rax; the others must not.
+    let sys = Sys::from_number(frame.rax & abi::ipc::NUMBER_MASK);
+    let outcome = match sys {
+        Some(s) if s as u64 >= Sys::EndpointCreate as u64 => {
+            crate::ipc::handle(k, s, frame);
+            return;
+        }
+        Some(s) if frame.rax >> 8 == 0 => dispatch(k, s, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]),
+        _ => Done(Err(Error::InvalidSyscall)),
     };
     if let Done(result) = outcome {
         write_result(frame, result);
@@ -68,12 +73,12 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
         Sys::CapMint => Done(k.caps.mint(task, a[0], a[1], a[2]).map(|t| [t, 0, 0]).map_err(Error::from)),
         Sys::CapDelete => {
             let r = k.caps.delete(task, a[0]).map_err(Error::from);
-            k.prune_tasks();
+            k.after_cap_changes();
             Done(r.map(|()| [0; 3]))
         }
         Sys::CapRevoke => {
             let r = k.caps.revoke(task, a[0]).map_err(Error::from);
-            k.prune_tasks();
+            k.after_cap_changes();
             Done(r.map(|n| [n as u64, 0, 0]))
         }
         Sys::CapInspect => {
@@ -85,6 +90,7 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
         },
         Sys::TaskSpawn => Done(task_spawn(k, task, a[0], a[1]).map(|t| [t, 0, 0])),
         Sys::TaskWait => task_wait(k, task, a[0]),
+        _ => Done(Err(Error::InvalidSyscall)),
     }
 }
 
@@ -219,6 +225,7 @@ fn counter(k: &Kernel, c: Counter) -> u64 {
         Counter::CapSlots => k.caps.slots_in_use() as u64,
         Counter::Ticks => k.ticks,
         Counter::Switches => k.switches,
+        Counter::Endpoints => k.ipc.endpoint_count() as u64,
     }
 }
 

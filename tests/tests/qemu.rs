@@ -20,7 +20,7 @@ fn boot_banner_and_clean_shutdown() {
     b.line("hello: hello from a user task");
     b.line("threads: 3 workers added up to 6000");
     b.line("init: ok: every frame and capability slot came back");
-    b.before("[iris] task 'init' (task 0) exited with code 0", "[iris] init ended");
+    b.before("[iris] task 'init' (task 1) exited with code 0", "[iris] init ended");
 }
 
 /// 2. Preemption: two busy tasks of equal priority that never yield both

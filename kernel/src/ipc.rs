@@ -1,0 +1,318 @@
+//! The VeridianOS-style IPC front door: decodes the IPC register convention
+//! (`abi::ipc`), hands the operation to the engine (`kernel_core::ipc`), and
+//! writes results back. Also the engine's view of user memory ([`KernelEnv`]):
+//! copies go page by page through the direct map, after checking each page
+//! in the owning task's page tables.
+
+use crate::kernel::{KResult, Kernel};
+use crate::memory::Frames;
+use abi::{ipc as abi_ipc, kind, rights, Error, Sys};
+use alloc::vec::Vec;
+use arch_x86_64::paging::{self, FrameSource};
+use arch_x86_64::trap::TrapFrame;
+use kernel_core::ipc::{EndpointKind, Env, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS, SHORT_MAX};
+
+const PAGE: u64 = 4096;
+
+/// Storage of one asynchronous queue: frames forming `slots × slot_bytes`.
+pub struct QueueStore {
+    frames: Vec<u64>,
+    slot_bytes: usize,
+}
+
+/// User memory and queue storage for the engine.
+pub struct KernelEnv<'a> {
+    /// Frames, for queue storage.
+    pub frames: &'a mut Frames,
+    /// Queue storage by endpoint.
+    pub queues: &'a mut Vec<Option<QueueStore>>,
+}
+
+fn page_ok(space: SpaceId, va: u64, write: bool) -> Option<u64> {
+    let (phys, bits) = paging::translate_user(space, va)?;
+    if write && bits & paging::flags::WRITE == 0 {
+        return None;
+    }
+    Some(phys)
+}
+
+fn range_ok(space: SpaceId, addr: u64, len: usize, write: bool) -> bool {
+    let Some(end) = addr.checked_add(len as u64) else { return false };
+    if end > abi::USER_END {
+        return false;
+    }
+    let mut va = addr & !(PAGE - 1);
+    while va < end {
+        if page_ok(space, va, write).is_none() {
+            return false;
+        }
+        va += PAGE;
+    }
+    true
+}
+
+/// Copies `len` bytes between two byte streams, each given as "physical
+/// address of byte `off` and how many bytes follow it contiguously".
+fn copy_stream(
+    len: usize,
+    mut src: impl FnMut(usize) -> Option<(u64, usize)>,
+    mut dst: impl FnMut(usize) -> Option<(u64, usize)>,
+) -> Result<(), Side> {
+    let mut off = 0;
+    while off < len {
+        let (s, sn) = src(off).ok_or(Side::Source)?;
+        let (d, dn) = dst(off).ok_or(Side::Destination)?;
+        let n = sn.min(dn).min(len - off);
+        paging::copy_phys(s, d, n);
+        off += n;
+    }
+    Ok(())
+}
+
+fn user_stream(space: SpaceId, addr: u64, write: bool) -> impl FnMut(usize) -> Option<(u64, usize)> {
+    move |off| {
+        let va = addr.checked_add(off as u64)?;
+        if va >= abi::USER_END {
+            return None;
+        }
+        let phys = page_ok(space, va, write)?;
+        Some((phys + va % PAGE, (PAGE - va % PAGE) as usize))
+    }
+}
+
+fn queue_stream(q: &QueueStore, slot: usize) -> impl FnMut(usize) -> Option<(u64, usize)> + '_ {
+    move |off| {
+        let at = slot * q.slot_bytes + off;
+        let frame = *q.frames.get(at / PAGE as usize)?;
+        Some((frame + (at as u64 % PAGE), PAGE as usize - at % PAGE as usize))
+    }
+}
+
+impl Env for KernelEnv<'_> {
+    fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        copy_stream(len, user_stream(from.0, from.1, false), user_stream(to.0, to.1, true))
+    }
+    fn readable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
+        range_ok(space, addr, len, false)
+    }
+    fn writable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
+        range_ok(space, addr, len, true)
+    }
+    fn queue_alloc(&mut self, ep: usize, slots: usize, bytes: usize) -> bool {
+        let pages = (slots * bytes).div_ceil(PAGE as usize);
+        let mut frames = Vec::with_capacity(pages);
+        for _ in 0..pages {
+            match self.frames.alloc_frame() {
+                Some(f) => frames.push(f),
+                None => {
+                    for f in frames {
+                        self.frames.free_frame(f);
+                    }
+                    return false;
+                }
+            }
+        }
+        if ep >= self.queues.len() {
+            self.queues.resize_with(ep + 1, || None);
+        }
+        self.queues[ep] = Some(QueueStore { frames, slot_bytes: bytes });
+        true
+    }
+    fn queue_free(&mut self, ep: usize) {
+        if let Some(q) = self.queues.get_mut(ep).and_then(Option::take) {
+            for f in q.frames {
+                self.frames.free_frame(f);
+            }
+        }
+    }
+    fn queue_store(&mut self, ep: usize, slot: usize, from: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        let q = self.queues.get(ep).and_then(Option::as_ref).ok_or(Side::Destination)?;
+        copy_stream(len, user_stream(from.0, from.1, false), queue_stream(q, slot))
+    }
+    fn queue_load(&mut self, ep: usize, slot: usize, to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        let q = self.queues.get(ep).and_then(Option::as_ref).ok_or(Side::Source)?;
+        copy_stream(len, queue_stream(q, slot), user_stream(to.0, to.1, true))
+    }
+}
+
+/// The message registers MR0–MR7 of a frame.
+pub fn mrs(f: &TrapFrame) -> [u64; MSG_REGS] {
+    [f.r8, f.r9, f.r12, f.r13, f.r14, f.r15, f.rbx, f.rbp]
+}
+
+fn set_mrs(f: &mut TrapFrame, r: [u64; MSG_REGS]) {
+    [f.r8, f.r9, f.r12, f.r13, f.r14, f.r15, f.rbx, f.rbp] = r;
+}
+
+/// Zeroes the bytes of `regs` past `len`, so no stale register content
+/// travels with a message.
+fn mask(mut regs: [u64; MSG_REGS], len: usize) -> [u64; MSG_REGS] {
+    for (i, r) in regs.iter_mut().enumerate() {
+        let start = i * 8;
+        if len <= start {
+            *r = 0;
+        } else if len < start + 8 {
+            *r &= (1u64 << (8 * (len - start))) - 1;
+        }
+    }
+    regs
+}
+
+/// Writes an IPC result into a frame (see `abi::ipc`).
+pub fn write_result(f: &mut TrapFrame, r: IpcResult) {
+    match r {
+        Ok(got) => {
+            f.rax = 0;
+            f.rdi = got.badge;
+            f.rsi = got.reply;
+            f.rdx = got.len as u64 | ((got.ncaps as u64) << abi_ipc::RESULT_NCAPS_SHIFT);
+            let mut regs = if got.len <= SHORT_MAX { mask(got.regs, got.len) } else { [0; MSG_REGS] };
+            for i in 0..got.ncaps {
+                regs[MSG_REGS - 1 - i] = got.caps[i];
+            }
+            set_mrs(f, regs);
+        }
+        Err(e) => {
+            f.rax = e.error as u64;
+            f.rdx = e.detail;
+        }
+    }
+}
+
+/// Decodes the message a frame sends.
+fn message(f: &TrapFrame) -> KResult<Msg> {
+    let ncaps = ((f.rax >> abi_ipc::NCAPS_SHIFT) & 7) as usize;
+    let len = ((f.rax >> abi_ipc::SEND_LEN_SHIFT) & abi_ipc::LEN_MASK) as usize;
+    if ncaps > abi_ipc::MAX_CAPS || (len <= SHORT_MAX && len > SHORT_MAX - 8 * ncaps) {
+        return Err(Error::InvalidArgument);
+    }
+    let regs = mrs(f);
+    let mut msg = Msg { len, ncaps, ..Msg::default() };
+    for i in 0..ncaps {
+        msg.caps[i] = regs[MSG_REGS - 1 - i];
+    }
+    if len <= SHORT_MAX {
+        msg.regs = mask(regs, len);
+    } else {
+        msg.buf = regs[0];
+    }
+    Ok(msg)
+}
+
+fn recv_buf(f: &TrapFrame) -> RecvBuf {
+    RecvBuf { addr: f.r10, cap: ((f.rax >> abi_ipc::RECV_CAP_SHIFT) & abi_ipc::LEN_MASK) as usize }
+}
+
+fn timeout(k: &Kernel, us: u64) -> Timeout {
+    match us {
+        abi_ipc::TIMEOUT_ZERO => Timeout::Zero,
+        abi_ipc::TIMEOUT_NEVER => Timeout::Never,
+        us => {
+            let per_tick = 1_000_000 / u64::from(arch_x86_64::cpu::TIMER_HZ);
+            // Round up, and add one tick: the current one is partly over.
+            Timeout::Until(k.ticks.saturating_add(us.div_ceil(per_tick)).saturating_add(1))
+        }
+    }
+}
+
+/// Handles one of the IPC syscalls: the caller returns with its result
+/// written, or blocks (and a fast-path partner may be set to run next).
+pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
+    let t = k.current();
+    let task = k.current_task();
+    let outcome = match sys {
+        Sys::EndpointCreate => {
+            let r = endpoint_create(k, task, f.rdi, f.rsi, f.rdx);
+            return simple(f, r.map(|tok| [tok, 0, 0]));
+        }
+        Sys::EndpointDelete => {
+            let r = endpoint_delete(k, task, f.rdi);
+            return simple(f, r.map(|()| [0; 3]));
+        }
+        Sys::EndpointStats => {
+            let r = k.caps.check(task, f.rdi, kind::ENDPOINT, rights::READ).map_err(Error::from).and_then(|c| {
+                k.ipc.stats(c.object.id as usize).map(|s| [s.delivered, s.bytes, s.calls]).ok_or(Error::NotFound)
+            });
+            return simple(f, r);
+        }
+        Sys::IpcSend | Sys::IpcCall => {
+            let msg = match message(f) {
+                Ok(m) => m,
+                Err(e) => return simple(f, Err(e)),
+            };
+            let call = (sys == Sys::IpcCall).then(|| recv_buf(f));
+            if let (Some(rbuf), true) = (call, msg.ncaps == 0) {
+                if let Some((server, got)) = k.ipc.fast_call(&mut k.caps, t, f.rdi, msg.len, msg.regs, rbuf) {
+                    k.deliver_direct(server, Ok(got));
+                    return;
+                }
+            }
+            let to = timeout(k, f.rdx);
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            k.ipc.send(&mut k.caps, &mut env, t, f.rdi, msg, call, to)
+        }
+        Sys::IpcReceive => {
+            let to = timeout(k, f.rdx);
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            k.ipc.receive(&mut k.caps, &mut env, t, f.rdi, recv_buf(f), to)
+        }
+        Sys::IpcReply => {
+            let msg = match message(f) {
+                Ok(m) => m,
+                Err(e) => return simple(f, Err(e)),
+            };
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            k.ipc.reply(&mut k.caps, &mut env, t, f.rdi, msg)
+        }
+        Sys::IpcReplyReceive => {
+            let msg = match message(f) {
+                Ok(m) => m,
+                Err(e) => return simple(f, Err(e)),
+            };
+            let rbuf = recv_buf(f);
+            if f.rsi != 0 && msg.ncaps == 0 && f.rdx == abi_ipc::TIMEOUT_NEVER {
+                if let Some((caller, got)) =
+                    k.ipc.fast_reply_receive(&mut k.caps, t, f.rsi, msg.len, msg.regs, f.rdi, rbuf)
+                {
+                    k.deliver_direct(caller, Ok(got));
+                    return;
+                }
+            }
+            let to = timeout(k, f.rdx);
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            k.ipc.reply_receive(&mut k.caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to)
+        }
+        _ => return simple(f, Err(Error::InvalidSyscall)),
+    };
+    match outcome {
+        Outcome::Done(r) => write_result(f, r),
+        Outcome::Blocked => k.block_current(crate::kernel::Wait::Ipc),
+    }
+}
+
+fn simple(f: &mut TrapFrame, r: KResult<[u64; 3]>) {
+    crate::kernel::write_result(f, r);
+}
+
+fn endpoint_create(k: &mut Kernel, task: usize, kind_arg: u64, queue: u64, max_msg: u64) -> KResult<u64> {
+    let kind = match kind_arg {
+        abi_ipc::KIND_SYNC if queue == 0 => EndpointKind::Sync,
+        abi_ipc::KIND_ASYNC => EndpointKind::Async(usize::try_from(queue).map_err(|_| Error::InvalidArgument)?),
+        _ => return Err(Error::InvalidArgument),
+    };
+    let max_msg = usize::try_from(max_msg).map_err(|_| Error::InvalidArgument)?;
+    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+    k.ipc.create_endpoint(&mut k.caps, &mut env, task, kind, max_msg).map_err(|e| e.error)
+}
+
+fn endpoint_delete(k: &mut Kernel, task: usize, token: u64) -> KResult<()> {
+    let cap = k.caps.check(task, token, kind::ENDPOINT, rights::DELETE)?;
+    let id = cap.object.id as usize;
+    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+    k.ipc.destroy_endpoint(&mut k.caps, &mut env, id);
+    k.caps.remove_object(cap.object);
+    Ok(())
+}
+
+/// Whether the IPC fast paths are compiled in.
+pub const FASTPATH_BUILT: bool = cfg!(feature = "fastpath");
