@@ -52,7 +52,10 @@ pub enum Sys {
     CapInspect = 12,
     /// Read one kernel counter: `(counter)` → `(value)`. See [`Counter`].
     Counter = 13,
-    /// Start a task of the boot image by name: `(name_ptr, name_len)` → `(task token)`.
+    /// Start a task of the boot image by name, passing it capabilities:
+    /// `(name_ptr, name_len, caps_ptr, ncaps)` → `(task token)`. The new
+    /// task's main thread starts with `rdi` = the number of capabilities
+    /// and their tokens (in its own table) in `rsi`, `rdx`, `rcx`, `r8`.
     TaskSpawn = 14,
     /// Wait until a task has ended: `(task token)` → `(kind, value)`. See [`exit`].
     TaskWait = 15,
@@ -373,6 +376,8 @@ pub const USER_STACK_SIZE: u64 = 64 * 1024;
 pub const USER_MAP_BASE: u64 = 0x0000_4000_0000_0000;
 /// Longest console write accepted at once.
 pub const CONSOLE_MAX: u64 = 4096;
+/// Most capabilities passed to a task at spawn.
+pub const SPAWN_CAPS: usize = 4;
 /// Longest task name in the boot image.
 pub const NAME_MAX: usize = 32;
 

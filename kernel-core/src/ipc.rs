@@ -450,7 +450,13 @@ impl Ipc {
 
     // ----- checks shared by all operations -----
 
-    fn resolve_endpoint(&self, caps: &CapSpace, task: TaskId, token: u64, right: u64) -> Result<(usize, u64), IpcError> {
+    fn resolve_endpoint(
+        &self,
+        caps: &CapSpace,
+        task: TaskId,
+        token: u64,
+        right: u64,
+    ) -> Result<(usize, u64), IpcError> {
         let cap = caps.check(task, token, kind::ENDPOINT, right)?;
         let id = cap.object.id as usize;
         if self.endpoint(id).is_none() {
@@ -743,7 +749,16 @@ impl Ipc {
             let Wait::Send { msg, badge, call, .. } = sender.wait else {
                 unreachable!("sender queue holds sending threads")
             };
-            match self.transfer(caps, env, Source::Thread(sender.space, sender.task), &msg, badge, t, rbuf, call.is_some()) {
+            match self.transfer(
+                caps,
+                env,
+                Source::Thread(sender.space, sender.task),
+                &msg,
+                badge,
+                t,
+                rbuf,
+                call.is_some(),
+            ) {
                 Ok(mut got) => {
                     self.ep(ep_id).senders.pop_front();
                     self.count(ep_id, &got, call.is_some());
@@ -777,7 +792,12 @@ impl Ipc {
 
     /// A reply right for `caller`'s call, in the server's table: its token
     /// and the reply's index.
-    fn new_reply(&mut self, caps: &mut CapSpace, caller: ThreadId, server_task: TaskId) -> Result<(u64, usize), IpcError> {
+    fn new_reply(
+        &mut self,
+        caps: &mut CapSpace,
+        caller: ThreadId,
+        server_task: TaskId,
+    ) -> Result<(u64, usize), IpcError> {
         let id = slot_of(&mut self.replies);
         let token = caps.insert_root(server_task, ObjectRef { kind: kind::REPLY, id: id as u64 }, rights::WRITE)?;
         self.replies[id] = Some(Reply { caller });
@@ -789,7 +809,14 @@ impl Ipc {
         Outcome::Done(self.try_reply(caps, env, t, token, msg).map(|()| Received::default()))
     }
 
-    fn try_reply(&mut self, caps: &mut CapSpace, env: &mut impl Env, t: ThreadId, token: u64, msg: Msg) -> Result<(), IpcError> {
+    fn try_reply(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        t: ThreadId,
+        token: u64,
+        msg: Msg,
+    ) -> Result<(), IpcError> {
         let me = *self.thread(t).expect("IPC thread registered");
         let cap = caps.check(me.task, token, kind::REPLY, rights::WRITE)?;
         let id = cap.object.id as usize;
@@ -919,7 +946,9 @@ impl Ipc {
                     Wait::Send { ep, token, .. } | Wait::Recv { ep, token, .. } => (ep, token),
                     _ => return None,
                 };
-                let ok = caps.lookup(t.task, token).is_ok_and(|c| c.object == ObjectRef { kind: kind::ENDPOINT, id: ep as u64 });
+                let ok = caps
+                    .lookup(t.task, token)
+                    .is_ok_and(|c| c.object == ObjectRef { kind: kind::ENDPOINT, id: ep as u64 });
                 (!ok).then_some(i)
             })
             .collect();

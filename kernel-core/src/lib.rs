@@ -11,6 +11,6 @@ pub mod cap;
 pub mod elfcheck;
 pub mod frames;
 pub mod image;
+pub mod ipc;
 pub mod manifest;
 pub mod sched;
-pub mod ipc;

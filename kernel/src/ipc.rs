@@ -10,7 +10,9 @@ use abi::{ipc as abi_ipc, kind, rights, Error, Sys};
 use alloc::vec::Vec;
 use arch_x86_64::paging::{self, FrameSource};
 use arch_x86_64::trap::TrapFrame;
-use kernel_core::ipc::{EndpointKind, Env, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS, SHORT_MAX};
+use kernel_core::ipc::{
+    EndpointKind, Env, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS, SHORT_MAX,
+};
 
 const PAGE: u64 = 4096;
 

@@ -18,8 +18,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel_core::cap::{CapSpace, ObjectRef};
 use kernel_core::elfcheck;
 use kernel_core::image::Image;
-use kernel_core::manifest::{self, TaskSpec};
 use kernel_core::ipc::{Ipc, IpcResult};
+use kernel_core::manifest::{self, TaskSpec};
 use kernel_core::sched::ReadyQueues;
 use spin::Mutex;
 
@@ -574,6 +574,19 @@ impl Kernel {
         // Destroying endpoints may have dropped capabilities in flight.
         let _ = self.caps.take_removed();
         self.prune_tasks();
+    }
+
+    /// Sets the start registers of a new task's main thread: the number of
+    /// capabilities it was given and their tokens.
+    pub fn set_start_args(&mut self, task: usize, n: u64, caps: [u64; abi::SPAWN_CAPS]) {
+        if let Some(&main) = self.task(task).and_then(|t| t.threads.first()) {
+            if let Some(t) = self.thread(main) {
+                trap::with_frame(t.frame, |f| {
+                    f.rdi = n;
+                    [f.rsi, f.rdx, f.rcx, f.r8] = caps;
+                });
+            }
+        }
     }
 
     /// Drops records of dead tasks that no capability names any more.

@@ -40,7 +40,9 @@ pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
             crate::ipc::handle(k, s, frame);
             return;
         }
-        Some(s) if frame.rax >> 8 == 0 => dispatch(k, s, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]),
+        Some(s) if frame.rax >> 8 == 0 => {
+            dispatch(k, s, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9])
+        }
         _ => Done(Err(Error::InvalidSyscall)),
     };
     if let Done(result) = outcome {
@@ -88,7 +90,7 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
             None => Done(Err(Error::InvalidArgument)),
             Some(c) => ok1(counter(k, c)),
         },
-        Sys::TaskSpawn => Done(task_spawn(k, task, a[0], a[1]).map(|t| [t, 0, 0])),
+        Sys::TaskSpawn => Done(task_spawn(k, task, a[0], a[1], a[2], a[3]).map(|t| [t, 0, 0])),
         Sys::TaskWait => task_wait(k, task, a[0]),
         _ => Done(Err(Error::InvalidSyscall)),
     }
@@ -229,8 +231,8 @@ fn counter(k: &Kernel, c: Counter) -> u64 {
     }
 }
 
-fn task_spawn(k: &mut Kernel, task: usize, ptr: u64, len: u64) -> KResult<u64> {
-    if len == 0 || len > abi::NAME_MAX as u64 {
+fn task_spawn(k: &mut Kernel, task: usize, ptr: u64, len: u64, caps_ptr: u64, ncaps: u64) -> KResult<u64> {
+    if len == 0 || len > abi::NAME_MAX as u64 || ncaps > abi::SPAWN_CAPS as u64 {
         return Err(Error::InvalidArgument);
     }
     let space = k.task(task).ok_or(Error::NotFound)?.space;
@@ -238,11 +240,33 @@ fn task_spawn(k: &mut Kernel, task: usize, ptr: u64, len: u64) -> KResult<u64> {
     let buf = &mut buf[..len as usize];
     paging::copy_from_user(space, ptr, buf).map_err(|_| Error::InvalidArgument)?;
     let name = core::str::from_utf8(buf).map_err(|_| Error::InvalidArgument)?;
+    if k.specs.iter().any(|s| s.name == name && s.init) {
+        // There is one init; starting another would end the system with it.
+        return Err(Error::PermissionDenied);
+    }
+    let mut raw = [0u8; 8 * abi::SPAWN_CAPS];
+    let raw = &mut raw[..8 * ncaps as usize];
+    paging::copy_from_user(space, caps_ptr, raw).map_err(|_| Error::InvalidArgument)?;
+    let mut caps = [0u64; abi::SPAWN_CAPS];
+    for (i, c) in raw.chunks(8).enumerate() {
+        caps[i] = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Passing a capability on needs GRANT.
+        let cap = k.caps.lookup(task, caps[i]).map_err(Error::from)?;
+        if cap.rights & rights::GRANT == 0 {
+            return Err(Error::PermissionDenied);
+        }
+    }
     // Reserve the caller's slot first so a full table refuses before anything starts.
     if k.caps.slots_in_use_of(task).map_err(Error::from)? >= k.caps.slots_per_task() {
         return Err(Error::OutOfMemory);
     }
     let child = k.spawn(name)?;
+    let mut given = [0u64; abi::SPAWN_CAPS];
+    for i in 0..ncaps as usize {
+        let rights = k.caps.lookup(task, caps[i]).map(|c| c.rights).unwrap_or(0);
+        given[i] = k.caps.grant_to(task, caps[i], child, rights).map_err(Error::from)?;
+    }
+    k.set_start_args(child, ncaps, given);
     k.caps.insert_root(task, ObjectRef { kind: kind::TASK, id: child as u64 }, rights::ALL).map_err(Error::from)
 }
 

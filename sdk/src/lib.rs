@@ -19,21 +19,48 @@
 extern crate memfns;
 
 pub mod sys;
+pub mod syscall_api;
 
 pub use abi;
 pub use sys::{SyscallError, SyscallResult};
 
-/// Defines the task's `_start`: runs `$main` (a `fn() -> u64`) and ends the
-/// task with its return value as the exit code.
+/// Defines the task's `_start`: records the capabilities the task was
+/// given at spawn (see [`startup_caps`]), runs `$main` (a `fn() -> u64`) and
+/// ends the task with its return value as the exit code.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         #[no_mangle]
-        pub extern "C" fn _start() -> ! {
+        pub extern "C" fn _start(n: u64, c0: u64, c1: u64, c2: u64, c3: u64) -> ! {
+            $crate::set_startup_caps(n, [c0, c1, c2, c3]);
             let f: fn() -> u64 = $main;
             $crate::sys::task_exit(f())
         }
     };
+}
+
+static STARTUP_N: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static STARTUP: [core::sync::atomic::AtomicU64; 4] = [const { core::sync::atomic::AtomicU64::new(0) }; 4];
+
+#[doc(hidden)]
+pub fn set_startup_caps(n: u64, caps: [u64; 4]) {
+    use core::sync::atomic::Ordering::Relaxed;
+    STARTUP_N.store(n.min(4), Relaxed);
+    for (slot, c) in STARTUP.iter().zip(caps) {
+        slot.store(c, Relaxed);
+    }
+}
+
+/// The capabilities this task was given by whoever spawned it (see
+/// [`sys::task_spawn_with`]), as tokens in its own table.
+pub fn startup_caps() -> ([u64; 4], usize) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let n = STARTUP_N.load(Relaxed) as usize;
+    let mut out = [0; 4];
+    for (o, s) in out.iter_mut().zip(STARTUP.iter()).take(n) {
+        *o = s.load(Relaxed);
+    }
+    (out, n)
 }
 
 /// Console output for `print!`.

@@ -586,7 +586,37 @@ pub fn counter(c: Counter) -> u64 {
 /// assert_eq!(sdk::sys::task_spawn("no-such-task"), Err(Error::NotFound));
 /// ```
 pub fn task_spawn(name: &str) -> SyscallResult<u64> {
-    call(Sys::TaskSpawn, [name.as_ptr() as u64, name.len() as u64, 0, 0, 0, 0]).map(|r| r[0])
+    task_spawn_with(name, &[])
+}
+
+/// Starts a task of the boot image and passes it capabilities.
+///
+/// Like [`task_spawn`]; in addition each token in `caps` (which needs
+/// `GRANT`) is copied, with the same rights and badge, into the new task's
+/// table before it starts, derived from the original (revoking the original
+/// reaches the copy). The new task reads them with [`crate::startup_caps`].
+///
+/// # Arguments
+/// * `name` — the task's name in the manifest.
+/// * `caps` — up to 4 capability tokens of this task.
+///
+/// # Returns
+/// A task capability token (all rights).
+///
+/// # Errors
+/// As [`task_spawn`]; plus `InvalidArgument` (more than 4 capabilities),
+/// `NotFound` (a token is not a live capability of this task) and
+/// `PermissionDenied` (a capability lacks `GRANT`, or `name` is the init task).
+///
+/// # Examples
+/// ```no_run
+/// use sdk::syscall_api::{sys_endpoint_create, EndpointKind};
+/// let ep = sys_endpoint_create(EndpointKind::Sync, 0).unwrap();
+/// let server = sdk::sys::task_spawn_with("echo-server", &[ep]).unwrap();
+/// ```
+pub fn task_spawn_with(name: &str, caps: &[u64]) -> SyscallResult<u64> {
+    call(Sys::TaskSpawn, [name.as_ptr() as u64, name.len() as u64, caps.as_ptr() as u64, caps.len() as u64, 0, 0])
+        .map(|r| r[0])
 }
 
 /// Blocks until a task has ended and reports how it ended.
