@@ -497,6 +497,7 @@ impl Kernel {
             return;
         }
         task.exit = Some(status);
+        let name = task.name.clone();
         let threads = core::mem::take(&mut task.threads);
         let waiters = core::mem::take(&mut task.waiters);
         let (space, init) = (task.space, task.init);
@@ -510,7 +511,6 @@ impl Kernel {
             self.set_result(w, Ok([status.0, status.1, 0]));
             self.make_ready(w);
         }
-        let name = self.task(id).map(|t| t.name.clone()).unwrap_or_default();
         match status {
             (abi::exit::EXITED, code) => println!("[iris] task '{name}' (task {id}) exited with code {code}"),
             (_, vector) => println!("[iris] task '{name}' (task {id}) ended by {}", trap::vector_name(vector)),

@@ -551,3 +551,61 @@ pub fn sys_endpoint_delete(endpoint: u64) -> SyscallResult<()> {
 pub fn sys_endpoint_stats(endpoint: u64) -> SyscallResult<(u64, u64, u64)> {
     syscall(Sys::EndpointStats as u64, [endpoint, 0, 0, 0, 0, 0]).map(|r| (r[0], r[1], r[2]))
 }
+
+/// Call with capabilities both ways: the request may carry capabilities and
+/// the reply's are returned in the [`Message`].
+///
+/// Like [`sys_ipc_call_timeout`]; `caps` (up to 4 tokens with `GRANT`, and
+/// `GRANT` on the endpoint) travel with the request.
+///
+/// # Arguments
+/// * `endpoint`, `msg`, `reply`, `timeout` — as for [`sys_ipc_call_timeout`].
+/// * `caps` — capabilities to pass to the server.
+///
+/// # Returns
+/// The reply as a [`Message`] (length, and capabilities the server passed).
+///
+/// # Errors
+/// As [`sys_ipc_call_timeout`] and [`sys_ipc_send_caps`].
+///
+/// # Examples
+/// ```no_run
+/// use sdk::syscall_api::{sys_ipc_call_caps, Timeout};
+/// # let names = 0;
+/// let mut out = [0u8; 16];
+/// let m = sys_ipc_call_caps(names, b"lookup kv", &[], &mut out, Timeout::Never).unwrap();
+/// let kv = m.caps[0];
+/// ```
+pub fn sys_ipc_call_caps(
+    endpoint: u64,
+    msg: &[u8],
+    caps: &[u64],
+    reply: &mut [u8],
+    timeout: Timeout,
+) -> SyscallResult<Message> {
+    ipc_op(Sys::IpcCall, endpoint, 0, msg, caps, reply, timeout)
+}
+
+/// Reply with capabilities.
+///
+/// Like [`sys_ipc_reply`]; `caps` (up to 4 tokens with `GRANT`) go to the caller.
+///
+/// # Arguments
+/// * `reply`, `msg` — as for [`sys_ipc_reply`].
+/// * `caps` — capabilities to pass to the caller.
+///
+/// # Returns
+/// `Ok(())` when the caller has the reply.
+///
+/// # Errors
+/// As [`sys_ipc_reply`]; plus `PermissionDenied` (a capability lacks `GRANT`)
+/// and `NotFound` (a capability token is invalid).
+///
+/// # Examples
+/// ```no_run
+/// # let (reply, kv) = (0, 0);
+/// sdk::syscall_api::sys_ipc_reply_caps(reply, b"ok", &[kv]).unwrap();
+/// ```
+pub fn sys_ipc_reply_caps(reply: u64, msg: &[u8], caps: &[u64]) -> SyscallResult<()> {
+    ipc_op(Sys::IpcReply, reply, 0, msg, caps, &mut [], Timeout::Never).map(|_| ())
+}

@@ -22,7 +22,8 @@ pub fn all() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "demo",
-            manifest: "task init priority=10 init\ntask hello priority=5\ntask threads priority=5\n",
+            manifest: "task init priority=10 init\ntask hello priority=5\ntask threads priority=5\n\
+                       task names priority=8\ntask kv priority=8\ntask kv-client priority=5\n",
         },
         Scenario {
             name: "sched",
