@@ -24,6 +24,9 @@ pub mod flags {
     pub const USER: u64 = 1 << 2;
     /// Large page (in a PD or PDPT entry).
     pub const HUGE: u64 = 1 << 7;
+    /// Software bit: a read-only mapping of a shared frame that becomes a
+    /// private writable copy on the first write (copy-on-write).
+    pub const COW: u64 = 1 << 9;
     /// Not executable.
     pub const NO_EXECUTE: u64 = 1 << 63;
 }
@@ -244,7 +247,7 @@ pub fn map_user(space: u64, va: u64, phys: u64, bits: u64, frames: &mut dyn Fram
     Ok(())
 }
 
-fn leaf_entry(space: u64, va: u64) -> Option<&'static u64> {
+fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
     if va >= abi::USER_END {
         return None;
     }
@@ -256,7 +259,56 @@ fn leaf_entry(space: u64, va: u64) -> Option<&'static u64> {
         }
         t = e & ADDR_MASK;
     }
-    Some(&table(t)[((va >> 12) & 511) as usize])
+    Some(&mut table(t)[((va >> 12) & 511) as usize])
+}
+
+/// The leaf entry of a mapped user page.
+pub fn user_pte(space: u64, va: u64) -> Option<u64> {
+    leaf_entry(space, va & !(PAGE - 1)).map(|e| *e).filter(|e| e & flags::PRESENT != 0)
+}
+
+/// Replaces the leaf entry of a mapped user page (frame and bits); the
+/// caller accounts for the frames and flushes the TLB.
+pub fn set_user_pte(space: u64, va: u64, frame: u64, bits: u64) -> bool {
+    match leaf_entry(space, va & !(PAGE - 1)) {
+        Some(e) if *e & flags::PRESENT != 0 => {
+            *e = (frame & ADDR_MASK) | bits | flags::PRESENT | flags::USER;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The frame of a leaf entry.
+pub fn pte_frame(pte: u64) -> u64 {
+    pte & ADDR_MASK
+}
+
+/// The bits of a leaf entry (all but the frame address).
+pub fn pte_bits(pte: u64) -> u64 {
+    pte & !ADDR_MASK
+}
+
+/// Drops the TLB entry of one page of the current address space.
+pub fn invalidate(va: u64) {
+    // SAFETY: invalidating a TLB entry has no memory effects.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va) };
+}
+
+/// Flushes every non-global TLB entry of the current address space.
+pub fn flush_tlb() {
+    // SAFETY: rewriting CR3 with its own value only drops TLB entries.
+    unsafe {
+        core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _);
+    }
+}
+
+/// The physical address of the current PML4.
+pub fn current_space() -> u64 {
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3) };
+    cr3 & ADDR_MASK
 }
 
 /// Removes the mapping of user page `va`, returning the frame it mapped.

@@ -19,7 +19,7 @@
 
 use crate::cap::{CapError, CapSpace, ObjectRef, TaskId};
 use abi::{kind, rights, Error};
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 /// A thread id (the kernel's index).
@@ -259,10 +259,11 @@ pub struct IpcThread {
     pub deadline: Option<u64>,
 }
 
-/// A pending reply: who called, and who holds the reply right.
+/// A pending reply: who called (`None` once the caller stopped waiting;
+/// the reply right then leads nowhere until it is used or dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Reply {
-    caller: ThreadId,
+    caller: Option<ThreadId>,
 }
 
 /// The engine.
@@ -270,7 +271,11 @@ struct Reply {
 pub struct Ipc {
     threads: Vec<Option<IpcThread>>,
     endpoints: Vec<Option<Endpoint>>,
-    replies: Vec<Option<Reply>>,
+    /// Pending replies by number. Numbers are never reused, so a reply
+    /// right that outlived its call, or a late report that one was dropped,
+    /// can never reach a later call.
+    replies: BTreeMap<usize, Reply>,
+    next_reply: usize,
     wakes: Vec<(ThreadId, IpcResult)>,
     /// The task whose capability table holds capabilities in flight in
     /// asynchronous queues.
@@ -301,7 +306,8 @@ impl Ipc {
         Ipc {
             threads: Vec::new(),
             endpoints: Vec::new(),
-            replies: Vec::new(),
+            replies: BTreeMap::new(),
+            next_reply: 0,
             wakes: Vec::new(),
             holder,
             fast_enabled: true,
@@ -678,6 +684,16 @@ impl Ipc {
         if free < msg.ncaps {
             return err(Error::OutOfMemory);
         }
+        // A blocked sender's capabilities may have gone since it was
+        // checked: check them all before anything commits.
+        let mut rights_of = [0; MAX_CAPS];
+        for (r, &c) in rights_of.iter_mut().zip(msg.caps.iter().take(msg.ncaps)) {
+            let cap = caps.lookup(from.task, c)?;
+            if cap.rights & rights::GRANT == 0 {
+                return err(Error::PermissionDenied);
+            }
+            *r = cap.rights;
+        }
         if msg.len > SHORT_MAX {
             env.queue_store(ep_id, slot, (from.space, msg.buf), msg.len)
                 .map_err(|_| IpcError::from(Error::InvalidArgument))?;
@@ -685,8 +701,7 @@ impl Ipc {
         }
         let mut held = [0; MAX_CAPS];
         for (i, &c) in msg.caps.iter().take(msg.ncaps).enumerate() {
-            let r = caps.lookup(from.task, c)?.rights;
-            held[i] = caps.grant_to(from.task, c, self.holder, r)?;
+            held[i] = caps.grant_to(from.task, c, self.holder, rights_of[i])?;
         }
         let mut m = *msg;
         m.caps = held;
@@ -731,12 +746,16 @@ impl Ipc {
                 self.ep(ep_id).free_slots.push(q.slot);
             }
             self.count(ep_id, &got, false);
-            // A blocked sender's message takes the freed place.
-            if let Some(s) = self.ep(ep_id).senders.pop_front() {
+            // A blocked sender's message takes the freed place (the next
+            // one if that fails).
+            while let Some(s) = self.ep(ep_id).senders.pop_front() {
                 let sender = *self.thread(s).expect("queued thread");
                 if let Wait::Send { msg, badge, .. } = sender.wait {
                     match self.enqueue_message(caps, env, ep_id, &sender, &msg, badge) {
-                        Ok(()) => self.wake(s, Ok(Received::default())),
+                        Ok(()) => {
+                            self.wake(s, Ok(Received::default()));
+                            break;
+                        }
                         Err(e) => self.wake(s, Err(e)),
                     }
                 }
@@ -791,16 +810,17 @@ impl Ipc {
     }
 
     /// A reply right for `caller`'s call, in the server's table: its token
-    /// and the reply's index.
+    /// and the reply's number.
     fn new_reply(
         &mut self,
         caps: &mut CapSpace,
         caller: ThreadId,
         server_task: TaskId,
     ) -> Result<(u64, usize), IpcError> {
-        let id = slot_of(&mut self.replies);
+        let id = self.next_reply;
         let token = caps.insert_root(server_task, ObjectRef { kind: kind::REPLY, id: id as u64 }, rights::WRITE)?;
-        self.replies[id] = Some(Reply { caller });
+        self.next_reply += 1;
+        self.replies.insert(id, Reply { caller: Some(caller) });
         Ok((token, id))
     }
 
@@ -820,7 +840,7 @@ impl Ipc {
         let me = *self.thread(t).expect("IPC thread registered");
         let cap = caps.check(me.task, token, kind::REPLY, rights::WRITE)?;
         let id = cap.object.id as usize;
-        let Some(reply) = self.replies.get(id).copied().flatten() else { return err(Error::NotFound) };
+        let Some(reply) = self.replies.get(&id).copied() else { return err(Error::NotFound) };
         if msg.ncaps > MAX_CAPS || msg.len > MAX_MSG_LIMIT {
             return err(Error::InvalidArgument);
         }
@@ -832,15 +852,22 @@ impl Ipc {
                 return err(Error::PermissionDenied);
             }
         }
-        let Some(Wait::Reply { rbuf, .. }) = self.thread(reply.caller).map(|c| c.wait) else {
+        let waiting = reply.caller.and_then(|c| match self.thread(c)?.wait {
+            Wait::Reply { reply, rbuf } if reply == id => Some((c, rbuf)),
+            _ => None,
+        });
+        let Some((caller, rbuf)) = waiting else {
+            // The caller is gone: the right is used up all the same.
+            self.replies.remove(&id);
+            let _ = caps.delete(me.task, token);
             return err(Error::PeerGone);
         };
         let got = self
-            .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, reply.caller, rbuf, false)
+            .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, caller, rbuf, false)
             .map_err(|(_, e)| e)?;
-        self.replies[id] = None;
+        self.replies.remove(&id);
         let _ = caps.delete(me.task, token);
-        self.wake(reply.caller, Ok(got));
+        self.wake(caller, Ok(got));
         Ok(())
     }
 
@@ -881,8 +908,8 @@ impl Ipc {
             }
             Wait::Reply { reply, .. } => {
                 // The reply right stays with the server but leads nowhere.
-                if let Some(r) = self.replies.get_mut(reply) {
-                    *r = None;
+                if let Some(r) = self.replies.get_mut(&reply) {
+                    r.caller = None;
                 }
             }
         }
@@ -925,10 +952,9 @@ impl Ipc {
     /// A reply right was deleted (or its holder died): its caller, if still
     /// waiting, ends with `PeerGone`.
     pub fn reply_dropped(&mut self, reply: usize) {
-        if let Some(Some(r)) = self.replies.get(reply).copied() {
-            self.replies[reply] = None;
-            if matches!(self.thread(r.caller).map(|c| c.wait), Some(Wait::Reply { reply: x, .. }) if x == reply) {
-                self.wake(r.caller, err(Error::PeerGone));
+        if let Some(Reply { caller: Some(caller) }) = self.replies.remove(&reply) {
+            if matches!(self.thread(caller).map(|c| c.wait), Some(Wait::Reply { reply: x, .. }) if x == reply) {
+                self.wake(caller, err(Error::PeerGone));
             }
         }
     }
@@ -1028,7 +1054,7 @@ impl Ipc {
         let me = *self.thread(t)?;
         let rcap = caps.check(me.task, reply_token, kind::REPLY, rights::WRITE).ok()?;
         let reply = rcap.object.id as usize;
-        let caller = self.replies.get(reply).copied().flatten()?.caller;
+        let caller = self.replies.get(&reply)?.caller?;
         if !matches!(self.thread(caller)?.wait, Wait::Reply { reply: r, .. } if r == reply) {
             return None;
         }
@@ -1039,7 +1065,7 @@ impl Ipc {
             return None;
         }
         // Commit.
-        self.replies[reply] = None;
+        self.replies.remove(&reply);
         let _ = caps.delete(me.task, reply_token);
         let c = self.th(caller);
         c.wait = Wait::None;

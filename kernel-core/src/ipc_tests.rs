@@ -377,3 +377,52 @@ fn a_late_report_of_a_used_reply_right_ends_no_other_call() {
     done(w.reply(2, got.reply, word(20)));
     assert_eq!(w.wakes()[0].1.unwrap().regs[0], 20);
 }
+
+/// A blocked sender whose capability died while it waited cannot move into
+/// the freed queue place; that must cost nothing (no queue slot, no
+/// capability left in the holder's table), and the next blocked sender
+/// takes the place.
+#[test]
+fn a_blocked_sender_that_cannot_move_into_the_queue_leaks_nothing() {
+    let mut w = W::new();
+    w.thread(0, 0, 5);
+    w.thread(1, 0, 1);
+    w.thread(2, 1, 1);
+    let (q, qid) = w.endpoint(1, EndpointKind::Async(2), 128);
+    let q0 = w.give(1, q, 0, rights::WRITE | rights::GRANT, 0);
+    let (other, _) = w.endpoint(0, EndpointKind::Sync, 0);
+    let doomed = w.caps.copy(0, other).unwrap();
+    let sp = space_of(0);
+    let a = BUF + 0x100;
+    done(w.send(1, q0, word(1), Timeout::Zero));
+    w.mem.poke(sp, a, &[0xB0; 100]);
+    done(w.send(1, q0, long(a, 100), Timeout::Zero));
+    // Full: the high-priority sender blocks with a message carrying two
+    // capabilities, the low-priority one with a plain message.
+    let mut m = long(a + 200, 100);
+    w.mem.poke(sp, a + 200, &[0xC0; 100]);
+    m.caps[0] = other;
+    m.caps[1] = doomed;
+    m.ncaps = 2;
+    blocked(w.send(0, q0, m, Timeout::Never));
+    blocked(w.send(1, q0, word(3), Timeout::Never));
+    w.caps.delete(0, doomed).unwrap();
+    w.kernel_after();
+    assert_eq!(w.wakes(), []);
+    // Receiving the short message frees a place.
+    assert_eq!(done(w.recv(2, q, NO_BUF, Timeout::Zero)).regs[0], 1);
+    assert_eq!(w.wakes(), [(0, oops(Error::NotFound)), (1, sent())]);
+    assert_eq!(w.caps.slots_in_use_of(HOLDER), Ok(0));
+    // Queue storage is intact: the queued long message, then another.
+    let r = BUF + 0x1000;
+    assert_eq!(done(w.recv(2, q, rb(r, 128), Timeout::Zero)).len, 100);
+    assert_eq!(w.mem.peek(space_of(1), r, 100), [0xB0; 100]);
+    w.mem.poke(sp, a + 400, &[0xD0; 100]);
+    done(w.send(0, q0, long(a + 400, 100), Timeout::Zero));
+    assert_eq!(done(w.recv(2, q, NO_BUF, Timeout::Zero)).regs[0], 3);
+    assert_eq!(done(w.recv(2, q, rb(r, 128), Timeout::Zero)).len, 100);
+    assert_eq!(w.mem.peek(space_of(1), r, 100), [0xD0; 100]);
+    fails_with(w.recv(2, q, NO_BUF, Timeout::Zero), Error::WouldBlock);
+    let ep = w.ipc.endpoint(qid).unwrap();
+    assert_eq!(ep.free_slots.len(), 2);
+}

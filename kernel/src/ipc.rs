@@ -24,15 +24,24 @@ pub struct QueueStore {
 
 /// User memory and queue storage for the engine.
 pub struct KernelEnv<'a> {
-    /// Frames, for queue storage.
+    /// Frames, for queue storage and copy-on-write.
     pub frames: &'a mut Frames,
     /// Queue storage by endpoint.
     pub queues: &'a mut Vec<Option<QueueStore>>,
+    /// Messages at least this long whose source and destination share their
+    /// offset within a page have their whole middle pages remapped instead
+    /// of copied (`usize::MAX`: never).
+    pub remap_min: usize,
 }
+
+/// Default remap threshold (see `docs/ipc.md`).
+pub const REMAP_MIN: usize = 16 * 1024;
 
 fn page_ok(space: SpaceId, va: u64, write: bool) -> Option<u64> {
     let (phys, bits) = paging::translate_user(space, va)?;
-    if write && bits & paging::flags::WRITE == 0 {
+    // A copy-on-write page counts as writable: it is made private before
+    // anything is written to it.
+    if write && bits & (paging::flags::WRITE | paging::flags::COW) == 0 {
         return None;
     }
     Some(phys)
@@ -90,9 +99,72 @@ fn queue_stream(q: &QueueStore, slot: usize) -> impl FnMut(usize) -> Option<(u64
     }
 }
 
+impl KernelEnv<'_> {
+    /// Makes every copy-on-write page of `[addr, addr + len)` private.
+    fn make_private(&mut self, space: SpaceId, addr: u64, len: usize) -> Result<(), Side> {
+        if len == 0 {
+            return Ok(());
+        }
+        let mut va = addr & !(PAGE - 1);
+        while va < addr + len as u64 {
+            let pte = paging::user_pte(space, va).ok_or(Side::Destination)?;
+            if pte & paging::flags::COW != 0 && !crate::memory::break_cow(self.frames, space, va) {
+                return Err(Side::Destination);
+            }
+            va += PAGE;
+        }
+        Ok(())
+    }
+
+    fn plain_copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        self.make_private(to.0, to.1, len)?;
+        copy_stream(len, user_stream(from.0, from.1, false), user_stream(to.0, to.1, true))
+    }
+
+    /// Shares the source page `src` into the destination at `dst` as a
+    /// copy-on-write mapping in both spaces; the destination's old frame is
+    /// released. Falls back to a copy if the frame cannot be shared.
+    fn remap_page(&mut self, from: SpaceId, src: u64, to: SpaceId, dst: u64) -> Result<(), Side> {
+        let spte = paging::user_pte(from, src).ok_or(Side::Source)?;
+        let dpte = paging::user_pte(to, dst).ok_or(Side::Destination)?;
+        let frame = paging::pte_frame(spte);
+        if !self.frames.share(frame) {
+            return self.plain_copy((from, src), (to, dst), PAGE as usize);
+        }
+        if spte & paging::flags::WRITE != 0 {
+            let bits = (paging::pte_bits(spte) & !paging::flags::WRITE) | paging::flags::COW;
+            paging::set_user_pte(from, src, frame, bits);
+        }
+        let bits = (paging::pte_bits(dpte) & !paging::flags::WRITE) | paging::flags::COW | paging::flags::NO_EXECUTE;
+        paging::set_user_pte(to, dst, frame, bits);
+        self.frames.free_frame(paging::pte_frame(dpte));
+        Ok(())
+    }
+}
+
 impl Env for KernelEnv<'_> {
     fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
-        copy_stream(len, user_stream(from.0, from.1, false), user_stream(to.0, to.1, true))
+        let (start, end) = (from.1, from.1 + len as u64);
+        let first_full = start.next_multiple_of(PAGE);
+        let last_full = end & !(PAGE - 1);
+        if len < self.remap_min || start % PAGE != to.1 % PAGE || first_full >= last_full {
+            return self.plain_copy(from, to, len);
+        }
+        // Partial first and last pages are copied; whole pages in between
+        // are shared copy-on-write.
+        let delta = to.1.wrapping_sub(from.1);
+        self.plain_copy(from, to, (first_full - start) as usize)?;
+        let mut va = first_full;
+        while va < last_full {
+            self.remap_page(from.0, va, to.0, va.wrapping_add(delta))?;
+            va += PAGE;
+        }
+        self.plain_copy((from.0, last_full), (to.0, last_full.wrapping_add(delta)), (end - last_full) as usize)?;
+        let current = paging::current_space();
+        if current == from.0 || current == to.0 {
+            paging::flush_tlb();
+        }
+        Ok(())
     }
     fn readable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
         range_ok(space, addr, len, false)
@@ -132,6 +204,7 @@ impl Env for KernelEnv<'_> {
         copy_stream(len, user_stream(from.0, from.1, false), queue_stream(q, slot))
     }
     fn queue_load(&mut self, ep: usize, slot: usize, to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        self.make_private(to.0, to.1, len)?;
         let q = self.queues.get(ep).and_then(Option::as_ref).ok_or(Side::Source)?;
         copy_stream(len, queue_stream(q, slot), user_stream(to.0, to.1, true))
     }
@@ -250,12 +323,12 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 }
             }
             let to = timeout(k, f.rdx);
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
             k.ipc.send(&mut k.caps, &mut env, t, f.rdi, msg, call, to)
         }
         Sys::IpcReceive => {
             let to = timeout(k, f.rdx);
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
             k.ipc.receive(&mut k.caps, &mut env, t, f.rdi, recv_buf(f), to)
         }
         Sys::IpcReply => {
@@ -263,7 +336,7 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 Ok(m) => m,
                 Err(e) => return simple(f, Err(e)),
             };
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
             k.ipc.reply(&mut k.caps, &mut env, t, f.rdi, msg)
         }
         Sys::IpcReplyReceive => {
@@ -281,7 +354,7 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 }
             }
             let to = timeout(k, f.rdx);
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
             k.ipc.reply_receive(&mut k.caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to)
         }
         _ => return simple(f, Err(Error::InvalidSyscall)),
@@ -303,14 +376,14 @@ fn endpoint_create(k: &mut Kernel, task: usize, kind_arg: u64, queue: u64, max_m
         _ => return Err(Error::InvalidArgument),
     };
     let max_msg = usize::try_from(max_msg).map_err(|_| Error::InvalidArgument)?;
-    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
     k.ipc.create_endpoint(&mut k.caps, &mut env, task, kind, max_msg).map_err(|e| e.error)
 }
 
 fn endpoint_delete(k: &mut Kernel, task: usize, token: u64) -> KResult<()> {
     let cap = k.caps.check(task, token, kind::ENDPOINT, rights::DELETE)?;
     let id = cap.object.id as usize;
-    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues };
+    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
     k.ipc.destroy_endpoint(&mut k.caps, &mut env, id);
     k.caps.remove_object(cap.object);
     Ok(())

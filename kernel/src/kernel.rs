@@ -121,6 +121,9 @@ pub struct Kernel {
     /// A thread to run next without going through the ready queues (the
     /// partner of a fast-path IPC).
     direct: Option<usize>,
+    /// IPC messages at least this long may be remapped (`noremap` on the
+    /// command line: never).
+    pub remap_min: usize,
     /// Tasks by id (dead ones stay while a capability names them).
     pub tasks: Vec<Option<Task>>,
     /// Threads by id; 0 is idle.
@@ -149,12 +152,12 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     let (mut frames, ram_end) = Frames::from_boot(info);
     let kernel_space = paging::init_kernel_space(ram_end, &mut frames).ok_or("no memory for kernel page tables")?;
     cpu::init();
-    let total = frames.0.total_frames();
+    let total = frames.bits.total_frames();
     println!(
         "[iris] memory: {} MiB usable in {} ranges, {} of {} frames free",
         total * 4 / 1024,
         info.ram_count,
-        frames.0.free_frames(),
+        frames.bits.free_frames(),
         total
     );
     if info.module_count == 0 {
@@ -186,6 +189,7 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
         ipc: Ipc::new(HOLDER_TASK),
         queues: Vec::new(),
         direct: None,
+        remap_min: crate::ipc::REMAP_MIN,
         tasks: Vec::new(),
         threads: Vec::new(),
         ready: ReadyQueues::new(),
@@ -207,7 +211,15 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     k.tasks.push(None);
     k.caps.add_task(HOLDER_TASK).map_err(|_| "capability space")?;
     k.ipc.fast_enabled = crate::ipc::FASTPATH_BUILT && !info.cmdline().split(' ').any(|w| w == "nofastpath");
-    println!("[iris] IPC fast path {}", if k.ipc.fast_enabled { "on" } else { "off" });
+    if info.cmdline().split(' ').any(|w| w == "noremap") {
+        k.remap_min = usize::MAX;
+    }
+    print!("[iris] IPC fast path {}, ", if k.ipc.fast_enabled { "on" } else { "off" });
+    if k.remap_min == usize::MAX {
+        println!("remap off");
+    } else {
+        println!("remap of messages from {} bytes", k.remap_min);
+    }
     let idle_stack = k.frames.alloc_contiguous(KSTACK_FRAMES).ok_or("no memory for the idle stack")?;
     let top = PHYS_OFFSET + idle_stack + KSTACK_FRAMES as u64 * PAGE;
     let frame_at = top - FRAME_SIZE;
@@ -231,7 +243,7 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     if !init_started {
         return Err("the init task could not be started");
     }
-    println!("[iris] {} frames free after starting boot tasks", k.frames.0.free_frames());
+    println!("[iris] {} frames free after starting boot tasks", k.frames.bits.free_frames());
     let first = k.dispatch();
     *KERNEL.lock() = Some(k);
     Ok(first)
@@ -563,7 +575,11 @@ impl Kernel {
                 kind::ENDPOINT => {
                     let id = o.id as usize;
                     if self.ipc.endpoint(id).is_some() && self.caps.objects_referenced(o) == 0 {
-                        let mut env = crate::ipc::KernelEnv { frames: &mut self.frames, queues: &mut self.queues };
+                        let mut env = crate::ipc::KernelEnv {
+                            frames: &mut self.frames,
+                            queues: &mut self.queues,
+                            remap_min: self.remap_min,
+                        };
                         self.ipc.destroy_endpoint(&mut self.caps, &mut env, id);
                     }
                 }
@@ -603,8 +619,8 @@ impl Kernel {
         self.reap_all_but_current();
         println!(
             "[iris] init ended; {} frames free of {}; shutting down",
-            self.frames.0.free_frames(),
-            self.frames.0.total_frames()
+            self.frames.bits.free_frames(),
+            self.frames.bits.total_frames()
         );
         if status == (abi::exit::EXITED, 0) {
             cpu::power_off()
@@ -647,10 +663,19 @@ impl Kernel {
             .map_or(self.kernel_space, |t| t.space)
     }
 
-    /// A CPU exception in user mode: report it and end the task.
+    /// A CPU exception in user mode: a write to a copy-on-write page gets
+    /// its private copy and the task goes on; anything else is reported and
+    /// ends the task.
     fn user_fault(&mut self, frame: &TrapFrame) {
         let cur = self.current;
         let task = self.current_task();
+        const PRESENT_WRITE_USER: u64 = 0b111;
+        if frame.vector == 14 && frame.error & PRESENT_WRITE_USER == PRESENT_WRITE_USER {
+            let space = self.current_space();
+            if crate::memory::break_cow(&mut self.frames, space, cpu::fault_address()) {
+                return;
+            }
+        }
         let name = self.task(task).map(|t| t.name.as_str()).unwrap_or("?");
         print!(
             "[iris] fault in task '{name}' (task {task}, thread {cur}): {} (vector {}), error {:#x}, rip {:#x}, rsp {:#x}",

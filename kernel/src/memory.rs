@@ -1,7 +1,9 @@
 //! Physical memory for the kernel: the frame bitmap (from `kernel-core`)
-//! filled from the boot loader's memory map, and the adapter page-table code
-//! uses to get frames.
+//! filled from the boot loader's memory map, share counts for frames mapped
+//! more than once (zero-copy IPC), and the adapter page-table code uses to
+//! get and return frames.
 
+use alloc::vec::Vec;
 use arch_x86_64::multiboot::BootInfo;
 use arch_x86_64::paging::{self, FrameSource};
 use kernel_core::frames::FrameBitmap;
@@ -11,14 +13,25 @@ const PAGE: u64 = 4096;
 const MAX_PHYS: u64 = 64 << 30;
 
 /// The kernel's frames.
-pub struct Frames(pub FrameBitmap);
+pub struct Frames {
+    /// Which frames are free.
+    pub bits: FrameBitmap,
+    /// Extra mappings of each frame beyond the first (copy-on-write
+    /// sharing); a frame is free again when its last mapping goes.
+    shares: Vec<u16>,
+}
 
 impl FrameSource for Frames {
     fn alloc_frame(&mut self) -> Option<u64> {
-        self.0.alloc().map(|f| f as u64 * PAGE)
+        self.bits.alloc().map(|f| f as u64 * PAGE)
     }
     fn free_frame(&mut self, phys: u64) {
-        if let Err(e) = self.0.free((phys / PAGE) as usize) {
+        let f = (phys / PAGE) as usize;
+        if let Some(s) = self.shares.get_mut(f).filter(|s| **s > 0) {
+            *s -= 1;
+            return;
+        }
+        if let Err(e) = self.bits.free(f) {
             panic!("freeing frame {phys:#x}: {e:?}");
         }
     }
@@ -40,13 +53,30 @@ impl Frames {
         for m in &info.modules[..info.module_count] {
             bits.reserve((m.start / PAGE) as usize, m.end.div_ceil(PAGE) as usize);
         }
-        (Frames(bits), end)
+        let shares = alloc::vec![0; (end / PAGE) as usize];
+        (Frames { bits, shares }, end)
+    }
+
+    /// Records one more mapping of `phys`; false if it cannot be counted.
+    pub fn share(&mut self, phys: u64) -> bool {
+        match self.shares.get_mut((phys / PAGE) as usize) {
+            Some(s) if *s < u16::MAX => {
+                *s += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `phys` is mapped more than once.
+    pub fn is_shared(&self, phys: u64) -> bool {
+        self.shares.get((phys / PAGE) as usize).is_some_and(|&s| s > 0)
     }
 
     /// Allocates `n` contiguous frames (a kernel stack); returns the first's
     /// physical address.
     pub fn alloc_contiguous(&mut self, n: usize) -> Option<u64> {
-        self.0.alloc_contiguous(n).map(|f| f as u64 * PAGE)
+        self.bits.alloc_contiguous(n).map(|f| f as u64 * PAGE)
     }
 
     /// Allocates one frame and fills it with zeros.
@@ -55,4 +85,30 @@ impl Frames {
         paging::zero_frame(f);
         Some(f)
     }
+}
+
+/// Makes user page `va` of `space` private and writable if it is a
+/// copy-on-write mapping: a shared frame is copied into a new one, a frame
+/// no longer shared is simply made writable. False if out of memory or not
+/// a copy-on-write page.
+pub fn break_cow(frames: &mut Frames, space: u64, va: u64) -> bool {
+    let va = va & !(PAGE - 1);
+    let Some(pte) = paging::user_pte(space, va) else { return false };
+    if pte & paging::flags::COW == 0 {
+        return false;
+    }
+    let old = paging::pte_frame(pte);
+    let bits = (paging::pte_bits(pte) & !paging::flags::COW) | paging::flags::WRITE;
+    if frames.is_shared(old) {
+        let Some(new) = frames.alloc_frame() else { return false };
+        paging::copy_phys(old, new, PAGE as usize);
+        paging::set_user_pte(space, va, new, bits);
+        frames.free_frame(old);
+    } else {
+        paging::set_user_pte(space, va, old, bits);
+    }
+    if paging::current_space() == space {
+        paging::invalidate(va);
+    }
+    true
 }

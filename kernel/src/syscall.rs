@@ -220,8 +220,8 @@ fn mem_unmap(k: &mut Kernel, task: usize, addr: u64, len: u64) -> KResult<()> {
 
 fn counter(k: &Kernel, c: Counter) -> u64 {
     match c {
-        Counter::FreeFrames => k.frames.0.free_frames() as u64,
-        Counter::TotalFrames => k.frames.0.total_frames() as u64,
+        Counter::FreeFrames => k.frames.bits.free_frames() as u64,
+        Counter::TotalFrames => k.frames.bits.total_frames() as u64,
         Counter::Tasks => k.tasks.iter().flatten().filter(|t| t.exit.is_none()).count() as u64,
         Counter::Threads => k.threads.iter().skip(1).flatten().filter(|t| t.state != ThreadState::Dead).count() as u64,
         Counter::CapSlots => k.caps.slots_in_use() as u64,

@@ -115,3 +115,13 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// and this is never called; it exists only to satisfy the linker.
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Resumes unwinding — referenced from the precompiled `alloc`'s landing
+/// pads. Nothing unwinds in Iris binaries (`panic = "abort"`), so it is never
+/// reached; should it be, it stops rather than run on.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
