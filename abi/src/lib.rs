@@ -275,6 +275,10 @@ pub enum Counter {
     Switches = 6,
     /// Live IPC endpoints.
     Endpoints = 7,
+    /// Pages delivered by remapping (zero-copy) since boot.
+    RemappedPages = 8,
+    /// Copy-on-write pages copied on a write since boot.
+    CowCopies = 9,
 }
 
 impl Counter {
@@ -290,6 +294,8 @@ impl Counter {
             5 => Ticks,
             6 => Switches,
             7 => Endpoints,
+            8 => RemappedPages,
+            9 => CowCopies,
             _ => return None,
         })
     }

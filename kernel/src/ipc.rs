@@ -138,6 +138,7 @@ impl KernelEnv<'_> {
         let bits = (paging::pte_bits(dpte) & !paging::flags::WRITE) | paging::flags::COW | paging::flags::NO_EXECUTE;
         paging::set_user_pte(to, dst, frame, bits);
         self.frames.free_frame(paging::pte_frame(dpte));
+        self.frames.remapped += 1;
         Ok(())
     }
 }

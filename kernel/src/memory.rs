@@ -19,6 +19,10 @@ pub struct Frames {
     /// Extra mappings of each frame beyond the first (copy-on-write
     /// sharing); a frame is free again when its last mapping goes.
     shares: Vec<u16>,
+    /// Pages delivered by remapping since boot.
+    pub remapped: u64,
+    /// Copy-on-write pages copied since boot.
+    pub cow_copies: u64,
 }
 
 impl FrameSource for Frames {
@@ -54,7 +58,7 @@ impl Frames {
             bits.reserve((m.start / PAGE) as usize, m.end.div_ceil(PAGE) as usize);
         }
         let shares = alloc::vec![0; (end / PAGE) as usize];
-        (Frames { bits, shares }, end)
+        (Frames { bits, shares, remapped: 0, cow_copies: 0 }, end)
     }
 
     /// Records one more mapping of `phys`; false if it cannot be counted.
@@ -102,6 +106,7 @@ pub fn break_cow(frames: &mut Frames, space: u64, va: u64) -> bool {
     if frames.is_shared(old) {
         let Some(new) = frames.alloc_frame() else { return false };
         paging::copy_phys(old, new, PAGE as usize);
+        frames.cow_copies += 1;
         paging::set_user_pte(space, va, new, bits);
         frames.free_frame(old);
     } else {

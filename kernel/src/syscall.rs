@@ -228,6 +228,8 @@ fn counter(k: &Kernel, c: Counter) -> u64 {
         Counter::Ticks => k.ticks,
         Counter::Switches => k.switches,
         Counter::Endpoints => k.ipc.endpoint_count() as u64,
+        Counter::RemappedPages => k.frames.remapped,
+        Counter::CowCopies => k.frames.cow_copies,
     }
 }
 

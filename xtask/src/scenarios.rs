@@ -45,6 +45,7 @@ pub fn all() -> Vec<Scenario> {
                        task bad-trunc priority=5 boot\ntask bad-wx priority=5 boot\n\
                        task bad-machine priority=5 boot\n",
         },
+        Scenario { name: "remap", manifest: "task t-remap priority=10 init\n" },
         Scenario {
             name: "frames",
             manifest: "task t-frames priority=10 init\ntask memhog priority=5\ntask threads priority=5\n\
