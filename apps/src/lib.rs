@@ -224,3 +224,287 @@ pub fn busy(name: &str, rounds: u64, work: u64) -> u64 {
     println!("{}: done", name);
     0
 }
+
+// ----- helpers for the IPC scenarios -----
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use sdk::abi::map;
+use sdk::syscall_api::{self as ipc, EndpointKind, Timeout};
+
+/// Stack size of a helper thread started by [`start_thread`].
+pub const THREAD_STACK: u64 = 32 * 1024;
+
+/// A helper thread of this task: its token and its stack.
+pub struct Worker {
+    /// The thread token (it dies with the thread).
+    pub token: u64,
+    stack: u64,
+}
+
+/// Maps a stack and starts `entry(arg)` as a new thread of this task at
+/// `priority`. On failure the check fails and the worker is already dead.
+pub fn start_thread(c: &mut Checker, entry: extern "C" fn(u64) -> !, arg: u64, priority: u8) -> Worker {
+    let stack = match sys::mem_map(THREAD_STACK, map::WRITE) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{}: FAILED: mapping a thread stack: {:?}", c.name, e);
+            c.check_silent(false);
+            return Worker { token: 0, stack: 0 };
+        }
+    };
+    match sys::thread_create(entry, stack + THREAD_STACK, arg, priority).and_then(|t| sys::thread_start(t).map(|()| t))
+    {
+        Ok(token) => Worker { token, stack },
+        Err(e) => {
+            println!("{}: FAILED: starting a thread: {:?}", c.name, e);
+            c.check_silent(false);
+            let _ = sys::mem_unmap(stack, THREAD_STACK);
+            Worker { token: 0, stack: 0 }
+        }
+    }
+}
+
+impl Worker {
+    /// Whether the thread still runs (its token still names it).
+    pub fn alive(&self) -> bool {
+        self.token != 0 && sys::cap_inspect(self.token).is_ok()
+    }
+
+    /// Waits until the thread has ended, then unmaps its stack. Threads of
+    /// lower priority get to run too (the wait sleeps now and then).
+    pub fn join(self) {
+        let mut n = 0u64;
+        while self.alive() {
+            sys::yield_now();
+            n += 1;
+            if n.is_multiple_of(8) {
+                sleep_us(10_000);
+            }
+        }
+        if self.stack != 0 {
+            let _ = sys::mem_unmap(self.stack, THREAD_STACK);
+        }
+    }
+}
+
+/// Blocks the calling thread for about `us` microseconds (a timed receive
+/// on a private endpoint nobody sends to), so lower priorities run.
+pub fn sleep_us(us: u64) {
+    match ipc::sys_endpoint_create(EndpointKind::Sync, 0) {
+        Ok(ep) => {
+            let _ = ipc::sys_ipc_receive_timeout(ep, &mut [], Timeout::Micros(us));
+            let _ = ipc::sys_endpoint_delete(ep);
+        }
+        Err(_) => spin_ticks(us.div_ceil(10_000)),
+    }
+}
+
+/// Spins, without yielding, until `n` timer ticks have passed: threads of
+/// the same priority run meanwhile only through preemption.
+pub fn spin_ticks(n: u64) {
+    let start = sys::counter(Counter::Ticks);
+    while sys::counter(Counter::Ticks) < start + n {
+        spin(1000);
+    }
+}
+
+/// Lets the other threads of this priority run until they block: yields
+/// many times, then spins across two timer ticks.
+pub fn settle() {
+    for _ in 0..20 {
+        sys::yield_now();
+    }
+    spin_ticks(2);
+}
+
+/// Waits (yielding, now and then sleeping) until `flag` is set; false if
+/// it is still clear after about `max_ticks` timer ticks.
+pub fn wait_for(flag: &AtomicBool, max_ticks: u64) -> bool {
+    let start = sys::counter(Counter::Ticks);
+    let mut n = 0u64;
+    while !flag.load(Ordering::Acquire) {
+        if sys::counter(Counter::Ticks) > start + max_ticks {
+            return false;
+        }
+        sys::yield_now();
+        n += 1;
+        if n.is_multiple_of(8) {
+            sleep_us(10_000);
+        }
+    }
+    true
+}
+
+/// Live IPC endpoints.
+pub fn endpoints() -> u64 {
+    sys::counter(Counter::Endpoints)
+}
+
+/// Checks that the resource counters and the endpoint count are back at
+/// the values read at the start of a scenario.
+pub fn check_clean(c: &mut Checker, before: Resources, endpoints_before: u64) {
+    // Ended threads and tasks are reaped at the next kernel entry.
+    sys::yield_now();
+    let after = resources();
+    if after != before {
+        println!("{}: resources before {:?}, after {:?}", c.name, before, after);
+    }
+    c.check("frames, slots, tasks and threads returned to their start values", after == before);
+    let eps = endpoints();
+    if eps != endpoints_before {
+        println!("{}: endpoints before {}, after {}", c.name, endpoints_before, eps);
+    }
+    c.check("endpoint count returned to its start value", eps == endpoints_before);
+}
+
+/// Byte `i` of the test pattern `seed`: every (seed, offset) gives a
+/// different-looking byte, so shifted, truncated or mixed-up copies show.
+pub fn pattern_byte(seed: u64, i: usize) -> u8 {
+    let x = seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    (x ^ (x >> 29) ^ (x >> 47)) as u8
+}
+
+/// Fills `buf` with the pattern `seed`.
+pub fn fill_pattern(buf: &mut [u8], seed: u64) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = pattern_byte(seed, i);
+    }
+}
+
+/// The offset of the first byte of `buf` that differs from the pattern
+/// `seed`, or `None` if all match.
+pub fn pattern_mismatch(buf: &[u8], seed: u64) -> Option<usize> {
+    buf.iter().enumerate().position(|(i, &b)| b != pattern_byte(seed, i))
+}
+
+/// FNV-1a over `bytes`.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811C_9DC5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// What a [`Job`] thread does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum JobOp {
+    /// Send `len` bytes of pattern `seed`.
+    Send = 0,
+    /// Call with `len` bytes of pattern `seed`; the reply goes into a
+    /// buffer of `cap` bytes and should be pattern `seed + 1`.
+    Call = 1,
+    /// Receive into a buffer of `cap` bytes; the message should be pattern `seed`.
+    Receive = 2,
+}
+
+/// One IPC operation for a helper thread ([`job_thread`]), and its outcome.
+/// Buffers live on the helper's stack (at most 4096 bytes each).
+pub struct Job {
+    op: AtomicU64,
+    ep: AtomicU64,
+    len: AtomicU64,
+    cap: AtomicU64,
+    seed: AtomicU64,
+    /// Set just before the operation's system call.
+    pub started: AtomicBool,
+    /// Set once the system call returned and the fields below are written.
+    pub done: AtomicBool,
+    result: AtomicU64,
+    /// Badge received (receive).
+    pub badge: AtomicU64,
+    /// Whether the bytes received (receive, or a call's reply) matched the pattern.
+    pub intact: AtomicBool,
+}
+
+/// Largest message or buffer of a [`Job`].
+pub const JOB_MAX: usize = 4096;
+const ERR_BIT: u64 = 1 << 63;
+
+impl Job {
+    /// An idle job.
+    pub const fn new() -> Job {
+        Job {
+            op: AtomicU64::new(0),
+            ep: AtomicU64::new(0),
+            len: AtomicU64::new(0),
+            cap: AtomicU64::new(0),
+            seed: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            result: AtomicU64::new(0),
+            badge: AtomicU64::new(0),
+            intact: AtomicBool::new(false),
+        }
+    }
+
+    /// Describes the next operation and clears the outcome.
+    pub fn set(&self, op: JobOp, ep: u64, len: usize, cap: usize, seed: u64) {
+        self.op.store(op as u64, Ordering::Relaxed);
+        self.ep.store(ep, Ordering::Relaxed);
+        self.len.store(len.min(JOB_MAX) as u64, Ordering::Relaxed);
+        self.cap.store(cap.min(JOB_MAX) as u64, Ordering::Relaxed);
+        self.seed.store(seed, Ordering::Relaxed);
+        self.started.store(false, Ordering::Relaxed);
+        self.badge.store(0, Ordering::Relaxed);
+        self.intact.store(false, Ordering::Relaxed);
+        self.done.store(false, Ordering::Release);
+    }
+
+    /// The outcome: the length sent or received, or the error.
+    pub fn result(&self) -> SyscallResult<usize> {
+        let r = self.result.load(Ordering::Acquire);
+        if r & ERR_BIT == 0 {
+            Ok(r as usize)
+        } else {
+            Err(SyscallError::from_code(r & !ERR_BIT).unwrap_or(SyscallError::InvalidSyscall))
+        }
+    }
+
+    /// Starts a thread at `priority` that runs this job once and ends.
+    pub fn start(&'static self, c: &mut Checker, priority: u8) -> Worker {
+        start_thread(c, job_thread, self as *const Job as u64, priority)
+    }
+
+    fn run(&self) {
+        let mut msg = [0u8; JOB_MAX];
+        let mut buf = [0u8; JOB_MAX];
+        let ep = self.ep.load(Ordering::Relaxed);
+        let len = self.len.load(Ordering::Relaxed) as usize;
+        let cap = self.cap.load(Ordering::Relaxed) as usize;
+        let seed = self.seed.load(Ordering::Relaxed);
+        fill_pattern(&mut msg[..len], seed);
+        self.started.store(true, Ordering::Release);
+        let r = match self.op.load(Ordering::Relaxed) {
+            0 => ipc::sys_ipc_send(ep, &msg[..len]).map(|()| len),
+            1 => ipc::sys_ipc_call(ep, &msg[..len], &mut buf[..cap]).inspect(|&n| {
+                self.intact.store(n <= cap && pattern_mismatch(&buf[..n], seed + 1).is_none(), Ordering::Relaxed)
+            }),
+            _ => ipc::sys_ipc_receive(ep, &mut buf[..cap]).map(|m| {
+                self.badge.store(m.badge, Ordering::Relaxed);
+                self.intact.store(m.len <= cap && pattern_mismatch(&buf[..m.len], seed).is_none(), Ordering::Relaxed);
+                m.len
+            }),
+        };
+        self.result.store(
+            match r {
+                Ok(n) => n as u64,
+                Err(e) => ERR_BIT | e as u64,
+            },
+            Ordering::Relaxed,
+        );
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+impl Default for Job {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Thread entry for [`Job::start`]: `arg` is the address of a `'static` [`Job`].
+pub extern "C" fn job_thread(arg: u64) -> ! {
+    // SAFETY: `Job::start` passes the address of a `'static` Job, whose
+    // fields are atomics (shared access is sound).
+    let job = unsafe { &*(arg as *const Job) };
+    job.run();
+    sys::thread_exit(0)
+}

@@ -520,7 +520,7 @@ impl Ipc {
             let r = self.thread(to).expect("receiver registered");
             (r.task, r.space)
         };
-        if msg.len > SHORT_MAX && rbuf.cap < msg.len {
+        if rbuf.cap < msg.len {
             return Err((Side::Destination, IpcError { error: Error::BufferTooSmall, detail: msg.len as u64 }));
         }
         if msg.len > SHORT_MAX && !env.writable(to_space, rbuf.addr, msg.len) {
@@ -1018,7 +1018,11 @@ impl Ipc {
             return None;
         }
         let server = *ep.receivers.front()?;
-        let server_task = self.thread(server)?.task;
+        let server_thread = self.thread(server)?;
+        let server_task = server_thread.task;
+        if !matches!(server_thread.wait, Wait::Recv { rbuf, .. } if rbuf.cap >= len) {
+            return None;
+        }
         if caps.slots_in_use_of(server_task).ok()? >= caps.slots_per_task() {
             return None;
         }
@@ -1055,7 +1059,7 @@ impl Ipc {
         let rcap = caps.check(me.task, reply_token, kind::REPLY, rights::WRITE).ok()?;
         let reply = rcap.object.id as usize;
         let caller = self.replies.get(&reply)?.caller?;
-        if !matches!(self.thread(caller)?.wait, Wait::Reply { reply: r, .. } if r == reply) {
+        if !matches!(self.thread(caller)?.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len) {
             return None;
         }
         let ecap = caps.check(me.task, ep_token, kind::ENDPOINT, rights::READ).ok()?;

@@ -51,6 +51,20 @@ pub fn all() -> Vec<Scenario> {
             manifest: "task t-frames priority=10 init\ntask memhog priority=5\ntask threads priority=5\n\
                        task fault-null priority=5\ntask hello priority=5\n",
         },
+        Scenario { name: "ipc-errors", manifest: "task t-ipc-errors priority=10 init\ntask hello priority=5\n" },
+        Scenario { name: "ipc-rendezvous", manifest: "task t-ipc-rendezvous priority=10 init\n" },
+        Scenario { name: "ipc-async", manifest: "task t-ipc-async priority=10 init\n" },
+        Scenario { name: "ipc-transfer", manifest: "task t-ipc-transfer priority=10 init\ntask ipc-echo priority=5\n" },
+        Scenario {
+            name: "ipc-lifecycle",
+            manifest: "task t-ipc-lifecycle priority=10 init\ntask ipc-dying-server priority=5\n\
+                       task ipc-dying-client priority=5\n",
+        },
+        Scenario {
+            name: "ipc-stress",
+            manifest: "task t-ipc-stress priority=10 init\ntask ipc-stress-tx priority=5\n\
+                       task ipc-stress-rx priority=6\n",
+        },
     ]
 }
 
