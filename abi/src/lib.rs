@@ -1,6 +1,6 @@
 //! The Iris system-call ABI — the one definition of every number that crosses
-//! the user/kernel boundary. The kernel, the SDK and the C headers all take
-//! their constants from here; `docs/abi.md` describes the same in prose.
+//! the user/kernel boundary. The kernel and the SDK take their constants from
+//! here; `docs/abi.md` describes the same in prose.
 //!
 //! # Calling convention
 //! A task enters the kernel with the `syscall` instruction:
@@ -8,12 +8,12 @@
 //! | register | on entry | on return |
 //! | --- | --- | --- |
 //! | `rax` | syscall number ([`Sys`]) | status: 0 = success, else an [`Error`] code |
-//! | `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9` | arguments 0–5 | result words 0–5 |
+//! | `rdi`, `rsi`, `rdx` | arguments 0–2 | result words 0–2 (unchanged where a call defines none) |
+//! | `r10`, `r8`, `r9` | arguments 3–5 | unchanged |
 //! | `rcx`, `r11` | — | clobbered (the `syscall` instruction uses them) |
 //! | all others, `rflags` arithmetic flags aside, and the whole x87/SSE state | — | preserved |
 //!
-//! Argument registers that a call does not define as results are returned
-//! unchanged.
+//! The IPC calls use more registers; see [`ipc`].
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -46,7 +46,7 @@ pub enum Sys {
     CapMint = 9,
     /// Delete a capability slot: `(token)` → `()`.
     CapDelete = 10,
-    /// Delete every capability derived from this one: `(token)` → `()`.
+    /// Delete every capability derived from this one: `(token)` → `(count deleted)`.
     CapRevoke = 11,
     /// Describe a capability: `(token)` → `(kind, rights, badge)`.
     CapInspect = 12,

@@ -824,7 +824,8 @@ impl Ipc {
         Ok((token, id))
     }
 
-    /// Replies through the reply token (works once).
+    /// Replies through the reply token (works once; a reply whose caller
+    /// is gone fails with `PeerGone` and uses the token up as well).
     pub fn reply(&mut self, caps: &mut CapSpace, env: &mut impl Env, t: ThreadId, token: u64, msg: Msg) -> Outcome {
         Outcome::Done(self.try_reply(caps, env, t, token, msg).map(|()| Received::default()))
     }

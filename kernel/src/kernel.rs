@@ -470,11 +470,13 @@ impl Kernel {
     pub fn end_thread(&mut self, id: usize, status: ExitStatus) {
         let Some(task) = self.thread(id).and_then(|t| t.task) else { return };
         self.retire_thread(id);
-        if let Some(t) = self.task_mut(task) {
-            t.threads.retain(|&x| x != id);
-            if t.threads.is_empty() {
-                self.end_task(task, status);
-            }
+        let Some(t) = self.task_mut(task) else { return };
+        t.threads.retain(|&x| x != id);
+        let remaining = t.threads.clone();
+        // Threads created but never started cannot run: the task ends with
+        // its last thread that could.
+        if remaining.iter().all(|&r| self.thread(r).is_none_or(|x| x.state == ThreadState::Created)) {
+            self.end_task(task, status);
         }
     }
 

@@ -203,6 +203,9 @@ fn unmap_range(k: &mut Kernel, space: u64, from: u64, to: u64) {
 fn mem_unmap(k: &mut Kernel, task: usize, addr: u64, len: u64) -> KResult<()> {
     let t = k.task(task).ok_or(Error::NotFound)?;
     let (space, map_end) = (t.space, t.map_next);
+    if len > abi::USER_END {
+        return Err(Error::InvalidArgument);
+    }
     let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Error::InvalidArgument)?;
     if len == 0 || !addr.is_multiple_of(PAGE) || addr < abi::USER_MAP_BASE || end > map_end {
         return Err(Error::InvalidArgument);
