@@ -419,29 +419,6 @@ pub fn copy_from_user(space: u64, addr: u64, out: &mut [u8]) -> Result<(), BadUs
     Ok(())
 }
 
-/// Copies `data` to user address `addr` of `space`; every page must be
-/// mapped writable for user access. Nothing is written unless all is.
-pub fn copy_to_user(space: u64, addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
-    user_range(addr, data.len())?;
-    let mut va = addr & !(PAGE - 1);
-    while va < addr + data.len() as u64 {
-        let (_, bits) = translate_user(space, va).ok_or(BadUserAddress)?;
-        if bits & flags::WRITE == 0 {
-            return Err(BadUserAddress);
-        }
-        va += PAGE;
-    }
-    let mut done = 0;
-    while done < data.len() {
-        let va = addr + done as u64;
-        let off = (va % PAGE) as usize;
-        let n = (PAGE as usize - off).min(data.len() - done);
-        let (phys, _) = translate_user(space, va).ok_or(BadUserAddress)?;
-        write_phys(phys, off, &data[done..done + n]);
-        done += n;
-    }
-    Ok(())
-}
 
 /// Copies `len` bytes between two frames' offsets (each range inside its
 /// frame).

@@ -189,6 +189,25 @@ pub fn resume(frame: u64) -> ! {
 
 global_asm!(
     r#"
+    /* Restores the general registers in the reverse of isr_common's order. */
+    .macro POP_GPRS
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    .endm
+
     .macro ISR_NOERR n
 isr_stub_\n:
     pushq $0
@@ -256,21 +275,7 @@ isr_common:
 trap_return:
     fxrstor64 (%rsp)
     add $512, %rsp
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+    POP_GPRS
     add $16, %rsp
     iretq
 
@@ -281,21 +286,7 @@ sysret_exit:
     lea -1(%rax), %rsp
     fxrstor64 (%rsp)
     add $512, %rsp
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
+    POP_GPRS
     mov 16(%rsp), %rcx
     mov 32(%rsp), %r11
     mov 40(%rsp), %rsp
