@@ -419,7 +419,6 @@ pub fn copy_from_user(space: u64, addr: u64, out: &mut [u8]) -> Result<(), BadUs
     Ok(())
 }
 
-
 /// Copies `len` bytes between two frames' offsets (each range inside its
 /// frame).
 pub fn copy_phys(src: u64, dst: u64, len: usize) {
