@@ -508,3 +508,118 @@ pub extern "C" fn job_thread(arg: u64) -> ! {
     job.run();
     sys::thread_exit(0)
 }
+
+// ----- helpers for the IPC benchmark (`bench`, `bench-server`) -----
+
+/// Reads the time-stamp counter. Under QEMU with `-icount shift=0` it
+/// counts the guest instructions executed so far, exactly and repeatably.
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u64, u64);
+    // SAFETY: `rdtsc` only reads the counter into edx:eax (zero-extended).
+    // No `nomem`: the compiler keeps memory accesses on their side of it.
+    unsafe { core::arch::asm!("rdtsc", out("rax") lo, out("rdx") hi, options(nostack, preserves_flags)) };
+    (hi << 32) | lo
+}
+
+/// Largest message of the benchmark, and the buffer regions it uses: room
+/// for the largest message at any offset within a page.
+pub const BENCH_MAX: usize = 64 * 1024;
+/// Size of one benchmark buffer region (mapped with `mem_map`).
+pub const BENCH_REGION: usize = BENCH_MAX + 2 * 4096;
+
+/// How a benchmark server answers calls. The bench init passes it in the
+/// badge of the endpoint token it gives the server, so a spawned server
+/// needs nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeMode {
+    /// Serve with a minimal assembly loop (for kernel-path figures) rather
+    /// than with the SDK's `sys_ipc_reply_receive` (user-visible figures).
+    pub asm: bool,
+    /// Length of every reply.
+    pub reply_len: usize,
+    /// Offset within a page of the receive and reply buffers.
+    pub offset: usize,
+}
+
+impl ServeMode {
+    /// The mode as a badge.
+    pub fn badge(self) -> u64 {
+        u64::from(self.asm) | ((self.reply_len as u64 & ipc_abi::LEN_MASK) << 8) | ((self.offset as u64 & 0xFFF) << 40)
+    }
+
+    /// The mode a badge describes.
+    pub fn from_badge(b: u64) -> ServeMode {
+        ServeMode {
+            asm: b & 1 != 0,
+            reply_len: ((b >> 8) & ipc_abi::LEN_MASK) as usize,
+            offset: ((b >> 40) & 0xFFF) as usize,
+        }
+    }
+}
+
+use sdk::abi::ipc as ipc_abi;
+
+/// User instructions the assembly server loop of [`bench_serve`] executes
+/// between the return of one `syscall` and the next `syscall` (`test`,
+/// `jz`, four `mov`s). A round trip's kernel-path figure subtracts them.
+pub const SERVE_LOOP_USER_INSNS: u64 = 6;
+
+/// Serves calls on `ep` the way `mode` says until reply-and-receive fails
+/// (the bench deletes the endpoint), and returns that error. Each request
+/// is received into `recv` (its whole length is the capacity); each reply
+/// is the first `mode.reply_len` bytes of `reply`.
+pub fn bench_serve(ep: u64, mode: ServeMode, recv: &mut [u8], reply: &[u8]) -> SyscallError {
+    let len = mode.reply_len.min(reply.len());
+    if !mode.asm {
+        let (mut token, mut n) = (0u64, 0usize);
+        loop {
+            match ipc::sys_ipc_reply_receive(token, &reply[..n], ep, recv) {
+                Ok(m) => (token, n) = (m.reply, len),
+                Err(e) => return e,
+            }
+        }
+    }
+    let op = ipc_abi::encode(sdk::abi::Sys::IpcReplyReceive as u64, 0, len as u64, recv.len() as u64);
+    let status: u64;
+    // SAFETY: the loop issues reply-and-receive system calls whose buffers
+    // are `recv` (written, `recv.len()` bytes at most) and `reply` (read,
+    // `len` bytes); rbx and rbp (message registers the kernel overwrites)
+    // are saved and restored around it; every other register the kernel
+    // writes is declared clobbered. The three pushed words are popped.
+    unsafe {
+        core::arch::asm!(
+            "push rbp",
+            "push rbx",
+            "push rax",
+            "push rdi",
+            "push r8",
+            "xor esi, esi",
+            "2:",
+            "mov rax, [rsp + 16]",
+            "mov rdi, [rsp + 8]",
+            "mov r8, [rsp]",
+            "mov rdx, -1",
+            "syscall",
+            "test rax, rax",
+            "jz 2b",
+            "add rsp, 24",
+            "pop rbx",
+            "pop rbp",
+            inout("rax") op => status,
+            inout("rdi") ep => _,
+            inout("r8") reply.as_ptr() as u64 => _,
+            in("r10") recv.as_mut_ptr() as u64,
+            out("rsi") _,
+            out("rdx") _,
+            out("rcx") _,
+            out("r11") _,
+            out("r9") _,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+        );
+    }
+    SyscallError::from_code(status).unwrap_or(SyscallError::InvalidSyscall)
+}

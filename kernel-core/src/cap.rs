@@ -171,6 +171,20 @@ impl CapSpace {
         core::mem::take(&mut self.removed)
     }
 
+    /// Deletes a capability whose end its owner has already dealt with (a
+    /// reply right used up by its reply): like [`CapSpace::delete`], but
+    /// not recorded for [`CapSpace::take_removed`].
+    pub fn delete_settled(&mut self, task: TaskId, token: u64) -> Result<(), CapError> {
+        self.delete(task, token)?;
+        self.removed.pop();
+        Ok(())
+    }
+
+    /// Whether capabilities were removed since the last [`CapSpace::take_removed`].
+    pub fn has_removed(&self) -> bool {
+        !self.removed.is_empty()
+    }
+
     /// Puts a new capability with no parent and badge 0 into `task`'s table.
     pub fn insert_root(&mut self, task: TaskId, object: ObjectRef, rights: u64) -> Result<u64, CapError> {
         debug_assert!(object.kind <= 0xF, "object kinds must fit in 4 bits");

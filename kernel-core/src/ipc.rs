@@ -860,14 +860,14 @@ impl Ipc {
         let Some((caller, rbuf)) = waiting else {
             // The caller is gone: the right is used up all the same.
             self.replies.remove(&id);
-            let _ = caps.delete(me.task, token);
+            let _ = caps.delete_settled(me.task, token);
             return err(Error::PeerGone);
         };
         let got = self
             .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, caller, rbuf, false)
             .map_err(|(_, e)| e)?;
         self.replies.remove(&id);
-        let _ = caps.delete(me.task, token);
+        let _ = caps.delete_settled(me.task, token);
         self.wake(caller, Ok(got));
         Ok(())
     }
@@ -1071,7 +1071,7 @@ impl Ipc {
         }
         // Commit.
         self.replies.remove(&reply);
-        let _ = caps.delete(me.task, reply_token);
+        let _ = caps.delete_settled(me.task, reply_token);
         let c = self.th(caller);
         c.wait = Wait::None;
         c.deadline = None;

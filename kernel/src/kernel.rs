@@ -278,6 +278,11 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
         v if v < 32 => k.user_fault(frame),
         _ => {} // spurious or masked interrupt
     }
+    // Capabilities removed on the way (a reply right used up, capabilities
+    // in flight delivered, …): act on them now, so the log never grows.
+    if k.caps.has_removed() {
+        k.after_cap_changes();
+    }
     k.apply_wakes();
     k.dispatch()
 }

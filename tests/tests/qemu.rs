@@ -410,3 +410,13 @@ fn stress(cmdline: Option<&str>) {
     b.line("ipc-stress: ok: frames, slots, tasks and threads returned to their start values");
     b.line("ipc-stress: PASS");
 }
+
+/// 150,000 calls in a row, each consuming a reply right: all succeed and
+/// the kernel stays within its memory (a used-up right leaves nothing).
+#[test]
+fn ipc_long_run_of_calls_leaves_nothing_behind() {
+    let b = boot("ipc-longrun");
+    b.expect_status(0).no_line("FAILED").no_line("KERNEL");
+    b.line("longrun: 150000 calls, 0 bad");
+    b.line("longrun: PASS");
+}

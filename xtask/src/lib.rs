@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod bench;
 pub mod scenarios;
 
 /// QEMU's exit status when init ended with code 0 (ACPI power-off).

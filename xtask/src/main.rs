@@ -3,6 +3,12 @@
 //! * `cargo xtask run [SYSTEM]` — boot the default system (or SYSTEM) in QEMU on this terminal.
 //! * `cargo xtask run --gdb [SYSTEM]` — the same, waiting for gdb on port 1234.
 //! * `cargo xtask image [SYSTEM]` — build the kernel and the boot image only.
+//! * `cargo xtask bench [--check] [--update-baseline]` — the IPC benchmark
+//!   under QEMU `-icount` (see `docs/performance.md`): prints a table, writes
+//!   `target/bench/ipc.json`; `--check` fails if an operation grew more than
+//!   5% over `bench/baseline.json`; `--update-baseline` rewrites that file.
+//! * `cargo xtask bench --trace` — where the kernel's instructions go: a
+//!   per-instruction QEMU trace of a few operations, by kernel function.
 
 use std::process::ExitCode;
 use xtask::{scenarios, RunOptions};
@@ -44,8 +50,20 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             println!("kernel: {}\nimage:  {}", built.kernel_bin.display(), image.display());
             Ok(ExitCode::SUCCESS)
         }
+        "bench" => {
+            let check = args.iter().any(|a| a == "--check");
+            let update = args.iter().any(|a| a == "--update-baseline");
+            let trace = args.iter().any(|a| a == "--trace");
+            if let Some(bad) =
+                args.iter().skip(1).find(|a| !["--check", "--update-baseline", "--trace"].contains(&a.as_str()))
+            {
+                return Err(format!("bench: unknown argument '{bad}' (use --check, --update-baseline or --trace)"));
+            }
+            let ok = if trace { xtask::bench::trace_command()? } else { xtask::bench::command(check, update)? };
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         _ => {
-            eprintln!("usage: cargo xtask run [--gdb] [SYSTEM] | image [SYSTEM]");
+            eprintln!("usage: cargo xtask run [--gdb] [SYSTEM] | image [SYSTEM] | bench [--check] [--update-baseline] | bench --trace");
             eprintln!("systems: {}", scenarios::all().iter().map(|s| s.name).collect::<Vec<_>>().join(", "));
             Ok(ExitCode::FAILURE)
         }

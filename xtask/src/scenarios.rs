@@ -46,6 +46,7 @@ pub fn all() -> Vec<Scenario> {
                        task bad-machine priority=5 boot\n",
         },
         Scenario { name: "remap", manifest: "task t-remap priority=10 init\n" },
+        Scenario { name: "ipc-longrun", manifest: "task t-ipc-longrun priority=10 init\n" },
         Scenario {
             name: "frames",
             manifest: "task t-frames priority=10 init\ntask memhog priority=5\ntask threads priority=5\n\
@@ -65,6 +66,9 @@ pub fn all() -> Vec<Scenario> {
             manifest: "task t-ipc-stress priority=10 init\ntask ipc-stress-tx priority=5\n\
                        task ipc-stress-rx priority=6\n",
         },
+        // The IPC benchmark (`cargo xtask bench`), not a test: boot it with
+        // `-icount` (see `crate::bench`).
+        Scenario { name: "bench", manifest: "task bench priority=12 init\ntask bench-server priority=12\n" },
     ]
 }
 
