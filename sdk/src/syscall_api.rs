@@ -123,14 +123,17 @@ fn pack(msg: &[u8], caps: &[u64]) -> SyscallResult<[u64; MSG_REGS]> {
     if caps.len() > MAX_CAPS {
         return Err(SyscallError::InvalidArgument);
     }
-    if msg.len() <= SHORT_MAX {
+    if msg.is_empty() {
+        // Nothing to load.
+    } else if msg.len() <= SHORT_MAX {
         if msg.len() > SHORT_MAX - 8 * caps.len() {
             return Err(SyscallError::InvalidArgument);
         }
-        for (i, chunk) in msg.chunks(8).enumerate() {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            mr[i] = u64::from_le_bytes(w);
+        // Whole words, not bytes: one copy into a register image.
+        let mut bytes = [0u8; SHORT_MAX];
+        bytes[..msg.len()].copy_from_slice(msg);
+        for (w, chunk) in mr.iter_mut().zip(bytes.chunks_exact(8)) {
+            *w = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
         }
     } else {
         mr[0] = msg.as_ptr() as u64;
@@ -147,10 +150,13 @@ fn finish(r: &Regs, buf: &mut [u8]) -> SyscallResult<Message> {
     }
     let len = (r.rdx & ipc::LEN_MASK) as usize;
     let ncaps = ((r.rdx >> ipc::RESULT_NCAPS_SHIFT) & 7) as usize;
-    if len <= SHORT_MAX {
-        for (i, b) in buf.iter_mut().take(len).enumerate() {
-            *b = (r.mr[i / 8] >> (8 * (i % 8))) as u8;
+    if len > 0 && len <= SHORT_MAX {
+        let mut bytes = [0u8; SHORT_MAX];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(r.mr) {
+            chunk.copy_from_slice(&w.to_le_bytes());
         }
+        let n = len.min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
     }
     let mut m = Message { len, badge: r.rdi, reply: r.rsi, ncaps: ncaps.min(MAX_CAPS), ..Message::default() };
     for i in 0..m.ncaps {
