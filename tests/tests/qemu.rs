@@ -85,6 +85,10 @@ fn user_faults_end_only_the_faulting_task() {
     b.line("faults: ok: 'fault-kwrite' faulted with 14");
     b.line("faults: ok: 'fault-priv' faulted with 13");
     b.line("faults: ok: 'bystander' exited with 0");
+    // The SDK's panic handler reports and ends the task with code 101.
+    b.line("panic: panicked at");
+    b.line("panicker: deliberate panic with value 7");
+    b.line("faults: ok: 'panicker' exited with 101");
     b.line("faults: PASS");
 }
 

@@ -33,7 +33,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "faults",
             manifest: "task t-faults priority=20 init\ntask bystander priority=5\ntask fault-null priority=5\n\
-                       task fault-kwrite priority=5\ntask fault-priv priority=5\n",
+                       task fault-kwrite priority=5\ntask fault-priv priority=5\ntask panicker priority=5\n",
         },
         Scenario { name: "badsys", manifest: "task t-badsys priority=10 init\n" },
         Scenario { name: "caps", manifest: "task t-caps priority=10 init\ntask hello priority=5\n" },
