@@ -25,6 +25,8 @@ use spin::Mutex;
 
 /// The thread running now (for fault reports that must not take locks).
 pub static CURRENT_THREAD: AtomicUsize = AtomicUsize::new(0);
+/// Its task (`usize::MAX` for the idle thread).
+pub static CURRENT_TASK: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Frames per kernel stack (16 KiB).
 const KSTACK_FRAMES: usize = 4;
@@ -742,6 +744,7 @@ impl Kernel {
         }
         self.current = next;
         CURRENT_THREAD.store(next, Ordering::Relaxed);
+        CURRENT_TASK.store(self.current_task(), Ordering::Relaxed);
         let space = self.current_space();
         let Some(t) = self.thread_mut(next) else { return 0 };
         t.state = ThreadState::Running;

@@ -56,20 +56,38 @@ pub fn iris_trap(frame: &mut TrapFrame) -> u64 {
 fn kernel_fault(frame: &TrapFrame) -> ! {
     let cr2 = if frame.vector == 14 { cpu::fault_address() } else { 0 };
     println!(
-        "[iris] KERNEL FAULT: {} (vector {}), error {:#x}, rip {:#x}, rsp {:#x}, cr2 {:#x}, thread {}",
+        "[iris] KERNEL FAULT: {} (vector {}), error {:#x}, rip {:#x}, rsp {:#x}, cr2 {:#x}, thread {}, task {}",
         arch_x86_64::trap::vector_name(frame.vector),
         frame.vector,
         frame.error,
         frame.rip,
         frame.rsp,
         cr2,
-        kernel::CURRENT_THREAD.load(Ordering::Relaxed)
+        kernel::CURRENT_THREAD.load(Ordering::Relaxed),
+        TaskLabel(kernel::CURRENT_TASK.load(Ordering::Relaxed))
     );
     cpu::exit_qemu(exit_code::KERNEL_FAULT)
 }
 
+/// A task id in a report: "none (idle)" for the idle thread.
+struct TaskLabel(usize);
+
+impl core::fmt::Display for TaskLabel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == usize::MAX {
+            f.write_str("none (idle)")
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    println!("[iris] KERNEL PANIC: {info} (thread {})", kernel::CURRENT_THREAD.load(Ordering::Relaxed));
+    println!(
+        "[iris] KERNEL PANIC: {info} (thread {}, task {})",
+        kernel::CURRENT_THREAD.load(Ordering::Relaxed),
+        TaskLabel(kernel::CURRENT_TASK.load(Ordering::Relaxed))
+    );
     cpu::exit_qemu(exit_code::KERNEL_FAULT)
 }
