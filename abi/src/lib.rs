@@ -279,6 +279,9 @@ pub enum Counter {
     RemappedPages = 8,
     /// Copy-on-write pages copied on a write since boot.
     CowCopies = 9,
+    /// Frames of asynchronous-queue storage charged to the calling task
+    /// (endpoints it created).
+    QueueFrames = 10,
 }
 
 impl Counter {
@@ -296,6 +299,7 @@ impl Counter {
             7 => Endpoints,
             8 => RemappedPages,
             9 => CowCopies,
+            10 => QueueFrames,
             _ => return None,
         })
     }

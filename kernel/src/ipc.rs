@@ -377,15 +377,36 @@ fn endpoint_create(k: &mut Kernel, task: usize, kind_arg: u64, queue: u64, max_m
         _ => return Err(Error::InvalidArgument),
     };
     let max_msg = usize::try_from(max_msg).map_err(|_| Error::InvalidArgument)?;
+    // Queue storage is charged to the creator, within its quota.
+    let charged = k.task(task).map_or(0, |t| t.queue_frames);
+    if let EndpointKind::Async(n) = kind {
+        let slot = if max_msg == 0 { kernel_core::ipc::DEFAULT_MAX_MSG } else { max_msg };
+        let pages = if slot > SHORT_MAX { n.saturating_mul(slot).div_ceil(PAGE as usize) } else { 0 };
+        // (Sizes the engine refuses anyway get its InvalidArgument.)
+        let valid = (1..=kernel_core::ipc::MAX_QUEUE).contains(&n)
+            && n.saturating_mul(slot) <= kernel_core::ipc::MAX_QUEUE_BYTES;
+        if valid && charged.saturating_add(pages) > crate::kernel::QUEUE_QUOTA {
+            return Err(Error::OutOfMemory);
+        }
+    }
     let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
-    k.ipc.create_endpoint(&mut k.caps, &mut env, task, kind, max_msg).map_err(|e| e.error)
+    let token = k.ipc.create_endpoint(&mut k.caps, &mut env, task, kind, max_msg).map_err(|e| e.error)?;
+    let id = k.caps.lookup(task, token).map(|c| c.object.id as usize).unwrap_or(usize::MAX);
+    let frames = queue_frames(&k.queues, id);
+    if let Some(t) = k.task_mut(task) {
+        t.queue_frames += frames;
+    }
+    Ok(token)
+}
+
+/// Frames of queue storage endpoint `id` holds.
+pub fn queue_frames(queues: &[Option<QueueStore>], id: usize) -> usize {
+    queues.get(id).and_then(Option::as_ref).map_or(0, |q| q.frames.len())
 }
 
 fn endpoint_delete(k: &mut Kernel, task: usize, token: u64) -> KResult<()> {
     let cap = k.caps.check(task, token, kind::ENDPOINT, rights::DELETE)?;
-    let id = cap.object.id as usize;
-    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
-    k.ipc.destroy_endpoint(&mut k.caps, &mut env, id);
+    k.destroy_endpoint(cap.object.id as usize);
     k.caps.remove_object(cap.object);
     Ok(())
 }

@@ -106,7 +106,13 @@ pub struct Task {
     pub waiters: Vec<usize>,
     /// The init task: its end ends the system.
     pub init: bool,
+    /// Frames of asynchronous-queue storage charged to this task (the
+    /// creator of each endpoint), at most [`QUEUE_QUOTA`].
+    pub queue_frames: usize,
 }
+
+/// Most frames of queue storage one task may have charged to it (16 MiB).
+pub const QUEUE_QUOTA: usize = 4096;
 
 /// The whole kernel state.
 pub struct Kernel {
@@ -407,6 +413,7 @@ impl Kernel {
             exit: None,
             waiters: Vec::new(),
             init: spec.init,
+            queue_frames: 0,
         });
         let frame = TrapFrame::user(plan.entry, abi::USER_STACK_TOP - 8, 0);
         let created =
@@ -570,6 +577,19 @@ impl Kernel {
         self.direct = Some(partner);
     }
 
+    /// Destroys an endpoint (waiters woken with `NotFound`) and refunds its
+    /// queue storage to the task that created it.
+    pub fn destroy_endpoint(&mut self, id: usize) {
+        let owner = self.ipc.endpoint(id).map(|e| e.owner);
+        let frames = crate::ipc::queue_frames(&self.queues, id);
+        let mut env =
+            crate::ipc::KernelEnv { frames: &mut self.frames, queues: &mut self.queues, remap_min: self.remap_min };
+        self.ipc.destroy_endpoint(&mut self.caps, &mut env, id);
+        if let Some(t) = owner.and_then(|o| self.task_mut(o)) {
+            t.queue_frames = t.queue_frames.saturating_sub(frames);
+        }
+    }
+
     /// Acts on capabilities that went away: replies whose right was dropped,
     /// endpoints no capability names any more, waits whose token died, dead
     /// tasks no longer named.
@@ -584,12 +604,7 @@ impl Kernel {
                 kind::ENDPOINT => {
                     let id = o.id as usize;
                     if self.ipc.endpoint(id).is_some() && self.caps.objects_referenced(o) == 0 {
-                        let mut env = crate::ipc::KernelEnv {
-                            frames: &mut self.frames,
-                            queues: &mut self.queues,
-                            remap_min: self.remap_min,
-                        };
-                        self.ipc.destroy_endpoint(&mut self.caps, &mut env, id);
+                        self.destroy_endpoint(id);
                     }
                 }
                 _ => {}

@@ -88,6 +88,7 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
         }
         Sys::Counter => match Counter::from_number(a[0]) {
             None => Done(Err(Error::InvalidArgument)),
+            Some(Counter::QueueFrames) => ok1(k.task(task).map_or(0, |t| t.queue_frames as u64)),
             Some(c) => ok1(counter(k, c)),
         },
         Sys::TaskSpawn => Done(task_spawn(k, task, a[0], a[1], a[2], a[3]).map(|t| [t, 0, 0])),
@@ -233,6 +234,7 @@ fn counter(k: &Kernel, c: Counter) -> u64 {
         Counter::Endpoints => k.ipc.endpoint_count() as u64,
         Counter::RemappedPages => k.frames.remapped,
         Counter::CowCopies => k.frames.cow_copies,
+        Counter::QueueFrames => 0, // per task: answered in `dispatch`
     }
 }
 

@@ -169,6 +169,7 @@ fn main() -> u64 {
 /// back at deletion, also while messages and a capability are queued.
 fn big_queue(c: &mut Checker) {
     let free0 = sys::counter(Counter::FreeFrames);
+    let charged0 = sys::counter(Counter::QueueFrames);
     let slots0 = sys::counter(Counter::CapSlots);
     let q = c.expect_ok(
         "create an async endpoint for 8 messages of 64 KiB",
@@ -177,6 +178,10 @@ fn big_queue(c: &mut Checker) {
     let taken = free0 - sys::counter(Counter::FreeFrames);
     println!("ipc-async: 8 x 64 KiB queue took {} frames", taken);
     c.check("it took 128 frames for its storage (and at most a few more)", (128..=132).contains(&taken));
+    c.check(
+        "the 128 frames are charged to this task, the creator",
+        sys::counter(Counter::QueueFrames) == charged0 + 128,
+    );
 
     let len = 64 * 1024;
     let buf = c.expect_ok("map a 64 KiB buffer", sys::mem_map(len as u64, sdk::abi::map::WRITE));
@@ -203,6 +208,7 @@ fn big_queue(c: &mut Checker) {
     let back = sys::counter(Counter::FreeFrames);
     println!("ipc-async: free frames {} before the queue, {} after deleting it", free0, back);
     c.check("every frame came back", back == free0);
+    c.check("and the charge to this task is gone", sys::counter(Counter::QueueFrames) == charged0);
     c.check("the queued capability was dropped: slots are back", sys::counter(Counter::CapSlots) == slots0);
 
     let free0 = sys::counter(Counter::FreeFrames);
@@ -211,6 +217,20 @@ fn big_queue(c: &mut Checker) {
         sys_endpoint_create(EndpointKind::Async(256), 64),
     );
     c.check("a queue of short messages takes no frames", sys::counter(Counter::FreeFrames) == free0);
+    // The quota: 16 MiB of queue storage per task (4096 frames).
+    let mut held = [0u64; 4];
+    for h in held.iter_mut() {
+        *h = sys_endpoint_create(EndpointKind::Async(64), 64 * 1024).unwrap_or(0);
+    }
+    c.check("four 4 MiB queues fill the 16 MiB quota", held.iter().all(|&h| h != 0));
+    c.expect_err(
+        "one more queue, however small, beyond the quota",
+        sys_endpoint_create(EndpointKind::Async(1), 64 * 1024),
+        sdk::SyscallError::OutOfMemory,
+    );
+    for h in held {
+        let _ = sdk::syscall_api::sys_endpoint_delete(h);
+    }
     for i in 0..256u64 {
         if sys_ipc_send_timeout(q, &i.to_le_bytes(), Timeout::NonBlocking).is_err() {
             c.check("fill 256 slots", false);
