@@ -19,7 +19,7 @@
 
 use crate::cap::{CapError, CapSpace, ObjectRef, TaskId};
 use abi::{kind, rights, Error};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 /// A thread id (the kernel's index).
@@ -266,16 +266,77 @@ struct Reply {
     caller: Option<ThreadId>,
 }
 
+/// Pending replies by number. A number is a slot index (low 32 bits) and
+/// the slot's generation (high 32 bits), which advances whenever the slot is
+/// freed: numbers are not reused (for 2^32 reuses of a slot), so a reply
+/// right that outlived its call, or a late report that one was dropped, can
+/// never reach a later call. Lookups are one index and one compare.
+#[derive(Clone, Debug, Default)]
+struct ReplyTable {
+    slots: Vec<(u32, Option<Reply>)>,
+    free: Vec<u32>,
+}
+
+impl ReplyTable {
+    fn split(id: usize) -> (usize, u32) {
+        (id & 0xFFFF_FFFF, (id >> 32) as u32)
+    }
+
+    fn insert(&mut self, r: Reply) -> usize {
+        let index = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.slots.push((0, None));
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.1 = Some(r);
+        ((slot.0 as usize) << 32) | index
+    }
+
+    fn get(&self, id: &usize) -> Option<&Reply> {
+        let (i, generation) = Self::split(*id);
+        self.slots.get(i).filter(|s| s.0 == generation).and_then(|s| s.1.as_ref())
+    }
+
+    fn get_mut(&mut self, id: &usize) -> Option<&mut Reply> {
+        let (i, generation) = Self::split(*id);
+        self.slots.get_mut(i).filter(|s| s.0 == generation).and_then(|s| s.1.as_mut())
+    }
+
+    fn remove(&mut self, id: &usize) -> Option<Reply> {
+        let (i, generation) = Self::split(*id);
+        let slot = self.slots.get_mut(i).filter(|s| s.0 == generation && s.1.is_some())?;
+        slot.0 = slot.0.wrapping_add(1);
+        self.free.push(i as u32);
+        slot.1.take()
+    }
+
+    /// Pending replies with their numbers.
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = (usize, &Reply)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.1.as_ref().map(|r| (((s.0 as usize) << 32) | i, r)))
+    }
+
+    #[cfg(test)]
+    fn values(&self) -> impl Iterator<Item = &Reply> {
+        self.iter().map(|(_, r)| r)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.iter().count()
+    }
+}
+
 /// The engine.
 #[derive(Clone, Debug)]
 pub struct Ipc {
     threads: Vec<Option<IpcThread>>,
     endpoints: Vec<Option<Endpoint>>,
-    /// Pending replies by number. Numbers are never reused, so a reply
-    /// right that outlived its call, or a late report that one was dropped,
-    /// can never reach a later call.
-    replies: BTreeMap<usize, Reply>,
-    next_reply: usize,
+    /// Pending replies by number.
+    replies: ReplyTable,
     wakes: Vec<(ThreadId, IpcResult)>,
     /// The task whose capability table holds capabilities in flight in
     /// asynchronous queues.
@@ -306,8 +367,7 @@ impl Ipc {
         Ipc {
             threads: Vec::new(),
             endpoints: Vec::new(),
-            replies: BTreeMap::new(),
-            next_reply: 0,
+            replies: ReplyTable::default(),
             wakes: Vec::new(),
             holder,
             fast_enabled: true,
@@ -440,8 +500,14 @@ impl Ipc {
         let threads = &self.threads;
         let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
         let q = if senders { &mut e.senders } else { &mut e.receivers };
-        let at = q.iter().position(|&o| threads[o].is_some_and(|x| x.priority < prio)).unwrap_or(q.len());
-        q.insert(at, t);
+        // Behind every thread of the same or higher priority.
+        let last_ok = q.back().is_none_or(|&o| threads[o].is_none_or(|x| x.priority >= prio));
+        if last_ok {
+            q.push_back(t);
+        } else {
+            let at = q.iter().position(|&o| threads[o].is_some_and(|x| x.priority < prio)).unwrap_or(q.len());
+            q.insert(at, t);
+        }
     }
 
     fn block(&mut self, t: ThreadId, wait: Wait, timeout: Timeout) -> Outcome {
@@ -817,11 +883,14 @@ impl Ipc {
         caller: ThreadId,
         server_task: TaskId,
     ) -> Result<(u64, usize), IpcError> {
-        let id = self.next_reply;
-        let token = caps.insert_root(server_task, ObjectRef { kind: kind::REPLY, id: id as u64 }, rights::WRITE)?;
-        self.next_reply += 1;
-        self.replies.insert(id, Reply { caller: Some(caller) });
-        Ok((token, id))
+        let id = self.replies.insert(Reply { caller: Some(caller) });
+        match caps.insert_root(server_task, ObjectRef { kind: kind::REPLY, id: id as u64 }, rights::WRITE) {
+            Ok(token) => Ok((token, id)),
+            Err(e) => {
+                self.replies.remove(&id);
+                Err(e.into())
+            }
+        }
     }
 
     /// Replies through the reply token (works once; a reply whose caller

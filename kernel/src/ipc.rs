@@ -223,6 +223,12 @@ fn set_mrs(f: &mut TrapFrame, r: [u64; MSG_REGS]) {
 /// Zeroes the bytes of `regs` past `len`, so no stale register content
 /// travels with a message.
 fn mask(mut regs: [u64; MSG_REGS], len: usize) -> [u64; MSG_REGS] {
+    if len >= SHORT_MAX {
+        return regs;
+    }
+    if len == 0 {
+        return [0; MSG_REGS];
+    }
     for (i, r) in regs.iter_mut().enumerate() {
         let start = i * 8;
         if len <= start {
@@ -242,7 +248,9 @@ pub fn write_result(f: &mut TrapFrame, r: IpcResult) {
             f.rdi = got.badge;
             f.rsi = got.reply;
             f.rdx = got.len as u64 | ((got.ncaps as u64) << abi_ipc::RESULT_NCAPS_SHIFT);
-            let mut regs = if got.len <= SHORT_MAX { mask(got.regs, got.len) } else { [0; MSG_REGS] };
+            // Short payloads were masked when the sender's registers were
+            // read, so no stale bytes travel.
+            let mut regs = if got.len <= SHORT_MAX { got.regs } else { [0; MSG_REGS] };
             for i in 0..got.ncaps {
                 regs[MSG_REGS - 1 - i] = got.caps[i];
             }

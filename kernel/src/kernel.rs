@@ -718,6 +718,16 @@ impl Kernel {
 
     /// Picks the thread to run next and returns its frame.
     fn dispatch(&mut self) -> u64 {
+        // A fast-path partner runs next unless a higher priority is ready
+        // (the caller has blocked, so it does not compete).
+        if let Some(d) = self.direct.take() {
+            let dp = self.thread(d).map_or(0, |t| t.priority);
+            if self.ready.highest().is_none_or(|p| p <= dp) {
+                self.resched = false;
+                return self.switch_to(d);
+            }
+            self.make_ready(d);
+        }
         let cur = self.current;
         let cur_prio = self.thread(cur).map_or(0, |t| t.priority);
         let cur_runs = cur != IDLE && self.thread(cur).is_some_and(|t| t.state == ThreadState::Running);
@@ -728,14 +738,6 @@ impl Kernel {
         };
         let yielded = self.resched;
         self.resched = false;
-        // A fast-path partner runs next unless a higher priority is ready.
-        if let Some(d) = self.direct.take() {
-            let dp = self.thread(d).map_or(0, |t| t.priority);
-            if !cur_runs && self.ready.highest().is_none_or(|p| p <= dp) {
-                return self.switch_to(d);
-            }
-            self.make_ready(d);
-        }
         if !switch {
             return self.thread(cur).map_or(0, |t| t.frame);
         }
