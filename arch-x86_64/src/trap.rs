@@ -146,12 +146,11 @@ pub fn write_frame(at: u64, frame: &TrapFrame) {
 
 /// Gives mutable access to the saved frame of a thread that is not running.
 pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
-    assert!(
-        at.is_multiple_of(16)
-            && (crate::paging::is_direct_mapped(at, FRAME_SIZE) || crate::paging::is_kernel_image(at, FRAME_SIZE))
-    );
+    // Frames live on kernel stacks in the direct map; everything from the
+    // direct map's base up is kernel memory, never user memory.
+    assert!(at.is_multiple_of(16) && at >= crate::paging::PHYS_OFFSET);
     // SAFETY: `at` is a frame the kernel itself stored (checked to be in
-    // kernel memory and aligned); the thread owning it is not running, so
+    // the kernel half and aligned); the thread owning it is not running, so
     // nothing else refers to it during `f`.
     f(unsafe { &mut *(at as *mut TrapFrame) })
 }

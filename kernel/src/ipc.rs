@@ -283,6 +283,14 @@ fn message(f: &TrapFrame) -> KResult<Msg> {
     Ok(msg)
 }
 
+/// The payload of a short message without capabilities — what the fast
+/// paths carry — or `None` for anything else.
+fn short_plain(f: &TrapFrame) -> Option<(usize, [u64; MSG_REGS])> {
+    let ncaps = (f.rax >> abi_ipc::NCAPS_SHIFT) & 7;
+    let len = ((f.rax >> abi_ipc::SEND_LEN_SHIFT) & abi_ipc::LEN_MASK) as usize;
+    (ncaps == 0 && len <= SHORT_MAX).then(|| (len, mask(mrs(f), len)))
+}
+
 fn recv_buf(f: &TrapFrame) -> RecvBuf {
     RecvBuf { addr: f.r10, cap: ((f.rax >> abi_ipc::RECV_CAP_SHIFT) & abi_ipc::LEN_MASK) as usize }
 }
@@ -320,17 +328,17 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
             return simple(f, r);
         }
         Sys::IpcSend | Sys::IpcCall => {
-            let msg = match message(f) {
-                Ok(m) => m,
-                Err(e) => return simple(f, Err(e)),
-            };
             let call = (sys == Sys::IpcCall).then(|| recv_buf(f));
-            if let (Some(rbuf), true) = (call, msg.ncaps == 0) {
-                if let Some((server, got)) = k.ipc.fast_call(&mut k.caps, t, f.rdi, msg.len, msg.regs, rbuf) {
+            if let (Some(rbuf), Some((len, regs))) = (call, short_plain(f)) {
+                if let Some((server, got)) = k.ipc.fast_call(&mut k.caps, t, f.rdi, len, regs, rbuf) {
                     k.deliver_direct(server, Ok(got));
                     return;
                 }
             }
+            let msg = match message(f) {
+                Ok(m) => m,
+                Err(e) => return simple(f, Err(e)),
+            };
             let to = timeout(k, f.rdx);
             let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
             k.ipc.send(&mut k.caps, &mut env, t, f.rdi, msg, call, to)
@@ -349,19 +357,17 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
             k.ipc.reply(&mut k.caps, &mut env, t, f.rdi, msg)
         }
         Sys::IpcReplyReceive => {
-            let msg = match message(f) {
-                Ok(m) => m,
-                Err(e) => return simple(f, Err(e)),
-            };
             let rbuf = recv_buf(f);
-            if f.rsi != 0 && msg.ncaps == 0 && f.rdx == abi_ipc::TIMEOUT_NEVER {
-                if let Some((caller, got)) =
-                    k.ipc.fast_reply_receive(&mut k.caps, t, f.rsi, msg.len, msg.regs, f.rdi, rbuf)
-                {
+            if let (true, Some((len, regs))) = (f.rsi != 0 && f.rdx == abi_ipc::TIMEOUT_NEVER, short_plain(f)) {
+                if let Some((caller, got)) = k.ipc.fast_reply_receive(&mut k.caps, t, f.rsi, len, regs, f.rdi, rbuf) {
                     k.deliver_direct(caller, Ok(got));
                     return;
                 }
             }
+            let msg = match message(f) {
+                Ok(m) => m,
+                Err(e) => return simple(f, Err(e)),
+            };
             let to = timeout(k, f.rdx);
             let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
             k.ipc.reply_receive(&mut k.caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to)
