@@ -38,7 +38,7 @@ extern "C" fn arch_entry(magic: u32, mbi: u32) -> ! {
 }
 
 /// Size of the kernel heap.
-pub const HEAP_SIZE: usize = 8 << 20;
+pub const HEAP_SIZE: usize = 16 << 20;
 
 #[repr(C, align(4096))]
 struct HeapArea([core::mem::MaybeUninit<u8>; HEAP_SIZE]);

@@ -394,6 +394,10 @@ fn endpoint_create(k: &mut Kernel, task: usize, kind_arg: u64, queue: u64, max_m
     // Queue storage is charged to the creator, within its quota.
     let charged = k.task(task).map_or(0, |t| t.queue_frames);
     if let EndpointKind::Async(n) = kind {
+        // Queued messages' records live on the kernel heap: bounded in all.
+        if k.queue_slots.saturating_add(n) > crate::kernel::MAX_QUEUE_SLOTS {
+            return Err(Error::OutOfMemory);
+        }
         let slot = if max_msg == 0 { kernel_core::ipc::DEFAULT_MAX_MSG } else { max_msg };
         let pages = if slot > SHORT_MAX { n.saturating_mul(slot).div_ceil(PAGE as usize) } else { 0 };
         // (Sizes the engine refuses anyway get its InvalidArgument.)
@@ -409,6 +413,9 @@ fn endpoint_create(k: &mut Kernel, task: usize, kind_arg: u64, queue: u64, max_m
     let frames = queue_frames(&k.queues, id);
     if let Some(t) = k.task_mut(task) {
         t.queue_frames += frames;
+    }
+    if let EndpointKind::Async(n) = kind {
+        k.queue_slots += n;
     }
     Ok(token)
 }

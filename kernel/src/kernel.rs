@@ -38,6 +38,12 @@ const CAP_SLOTS: usize = 256;
 /// The task id whose capability table the IPC engine uses for capabilities
 /// in flight.
 pub const HOLDER_TASK: usize = 0;
+/// Most asynchronous queue slots of all endpoints together: each queued
+/// message's record takes about 200 bytes of kernel heap.
+pub const MAX_QUEUE_SLOTS: usize = 8192;
+/// Most task records alive at once (dead ones still named by a capability
+/// included), so that the kernel heap cannot run out.
+pub const MAX_TASKS: usize = 64;
 /// Threads per task.
 pub const MAX_THREADS_PER_TASK: usize = 64;
 
@@ -132,6 +138,8 @@ pub struct Kernel {
     /// IPC messages at least this long may be remapped (`noremap` on the
     /// command line: never).
     pub remap_min: usize,
+    /// Asynchronous queue slots of all endpoints (at most [`MAX_QUEUE_SLOTS`]).
+    pub queue_slots: usize,
     /// Tasks by id (dead ones stay while a capability names them).
     pub tasks: Vec<Option<Task>>,
     /// Threads by id; 0 is idle.
@@ -198,6 +206,7 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
         queues: Vec::new(),
         direct: None,
         remap_min: crate::ipc::REMAP_MIN,
+        queue_slots: 0,
         tasks: Vec::new(),
         threads: Vec::new(),
         ready: ReadyQueues::new(),
@@ -391,6 +400,11 @@ impl Kernel {
             println!("[iris] refused task '{name}': no file of that name in the boot image");
             return Err(Error::NotFound);
         };
+        // Task records, capability tables and their objects live on the
+        // kernel heap: a bounded number of tasks keeps it from running out.
+        if self.tasks.iter().flatten().count() >= MAX_TASKS {
+            return Err(Error::OutOfMemory);
+        }
         let plan = match elfcheck::check(elf) {
             Ok(p) => p,
             Err(e) => {
@@ -581,6 +595,9 @@ impl Kernel {
     /// queue storage to the task that created it.
     pub fn destroy_endpoint(&mut self, id: usize) {
         let owner = self.ipc.endpoint(id).map(|e| e.owner);
+        if let Some(kernel_core::ipc::EndpointKind::Async(n)) = self.ipc.endpoint(id).map(|e| e.kind) {
+            self.queue_slots = self.queue_slots.saturating_sub(n);
+        }
         let frames = crate::ipc::queue_frames(&self.queues, id);
         let mut env =
             crate::ipc::KernelEnv { frames: &mut self.frames, queues: &mut self.queues, remap_min: self.remap_min };

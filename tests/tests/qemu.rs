@@ -424,3 +424,16 @@ fn ipc_long_run_of_calls_leaves_nothing_behind() {
     b.line("longrun: 150000 calls, 0 bad");
     b.line("longrun: PASS");
 }
+
+/// What a task can make the kernel keep on its heap is bounded — task
+/// records, queue slots, capability slots — and running into a bound gives
+/// `OutOfMemory`, never a kernel crash; everything comes back afterwards.
+#[test]
+fn kernel_heap_bounds_refuse_instead_of_crashing() {
+    let b = boot("limits");
+    b.expect_status(0).no_line("FAILED").no_line("KERNEL");
+    b.line("limits: ok: the 64th task record is refused with OutOfMemory");
+    b.line("limits: ok: one more queue slot beyond 8,192 -> OutOfMemory");
+    b.line("limits: ok: a full capability table refuses with OutOfMemory");
+    b.line("limits: PASS");
+}

@@ -47,6 +47,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario { name: "remap", manifest: "task t-remap priority=10 init\n" },
         Scenario { name: "ipc-longrun", manifest: "task t-ipc-longrun priority=10 init\n" },
+        Scenario { name: "limits", manifest: "task t-limits priority=10 init\ntask hello priority=5\n" },
         Scenario {
             name: "frames",
             manifest: "task t-frames priority=10 init\ntask memhog priority=5\ntask threads priority=5\n\
