@@ -307,6 +307,43 @@ fn timeout(k: &Kernel, us: u64) -> Timeout {
     }
 }
 
+/// The IPC fast paths, tried on every syscall before anything else: a call
+/// or reply-and-receive of a short message without capabilities whose
+/// partner waits (see `Ipc::fast_call`, `Ipc::fast_reply_receive`). True if
+/// one was taken: the caller is blocked and the partner, its result
+/// written, runs next. False leaves everything as it was, for the general
+/// path.
+#[inline(always)]
+pub fn fast_syscall(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    let number = f.rax & abi_ipc::NUMBER_MASK;
+    (number == Sys::IpcCall as u64 || number == Sys::IpcReplyReceive as u64) && fast_ipc(k, f, number)
+}
+
+#[inline(never)]
+fn fast_ipc(k: &mut Kernel, f: &mut TrapFrame, number: u64) -> bool {
+    if !k.ipc.fast_enabled {
+        return false;
+    }
+    let call = number == Sys::IpcCall as u64;
+    if !call && (f.rsi == 0 || f.rdx != abi_ipc::TIMEOUT_NEVER) {
+        return false;
+    }
+    let Some((len, regs)) = short_plain(f) else { return false };
+    let t = k.current();
+    let taken = if call {
+        k.ipc.fast_call(&mut k.caps, t, f.rdi, len, regs, recv_buf(f))
+    } else {
+        k.ipc.fast_reply_receive(&mut k.caps, t, f.rsi, len, regs, f.rdi, recv_buf(f))
+    };
+    match taken {
+        Some((partner, got)) => {
+            k.deliver_direct(partner, Ok(got));
+            true
+        }
+        None => false,
+    }
+}
+
 /// Handles one of the IPC syscalls: the caller returns with its result
 /// written, or blocks (and a fast-path partner may be set to run next).
 pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
@@ -329,12 +366,6 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
         }
         Sys::IpcSend | Sys::IpcCall => {
             let call = (sys == Sys::IpcCall).then(|| recv_buf(f));
-            if let (Some(rbuf), Some((len, regs))) = (call, short_plain(f)) {
-                if let Some((server, got)) = k.ipc.fast_call(&mut k.caps, t, f.rdi, len, regs, rbuf) {
-                    k.deliver_direct(server, Ok(got));
-                    return;
-                }
-            }
             let msg = match message(f) {
                 Ok(m) => m,
                 Err(e) => return simple(f, Err(e)),
@@ -358,12 +389,6 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
         }
         Sys::IpcReplyReceive => {
             let rbuf = recv_buf(f);
-            if let (true, Some((len, regs))) = (f.rsi != 0 && f.rdx == abi_ipc::TIMEOUT_NEVER, short_plain(f)) {
-                if let Some((caller, got)) = k.ipc.fast_reply_receive(&mut k.caps, t, f.rsi, len, regs, f.rdi, rbuf) {
-                    k.deliver_direct(caller, Ok(got));
-                    return;
-                }
-            }
             let msg = match message(f) {
                 Ok(m) => m,
                 Err(e) => return simple(f, Err(e)),

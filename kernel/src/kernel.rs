@@ -279,7 +279,14 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
         t.frame = frame as *mut TrapFrame as u64;
     }
     match frame.vector {
-        SYSCALL_VECTOR => crate::syscall::handle(k, frame),
+        SYSCALL_VECTOR => {
+            // The IPC fast paths leave nothing for the general tail below
+            // (no wakes, no removed capabilities): straight to the partner.
+            if crate::ipc::fast_syscall(k, frame) {
+                return k.dispatch();
+            }
+            crate::syscall::handle(k, frame)
+        }
         cpu::TIMER_VECTOR => {
             cpu::end_of_interrupt();
             k.ticks += 1;
@@ -734,7 +741,7 @@ impl Kernel {
     }
 
     /// Picks the thread to run next and returns its frame.
-    fn dispatch(&mut self) -> u64 {
+    pub fn dispatch(&mut self) -> u64 {
         // A fast-path partner runs next unless a higher priority is ready
         // (the caller has blocked, so it does not compete).
         if let Some(d) = self.direct.take() {
