@@ -267,7 +267,7 @@ pub enum Counter {
     Tasks = 2,
     /// Live threads (idle excluded).
     Threads = 3,
-    /// Capability slots in use, over all tasks.
+    /// Capability slots in use, over all tasks (reply rights take none).
     CapSlots = 4,
     /// Timer ticks since boot.
     Ticks = 5,

@@ -171,15 +171,6 @@ impl CapSpace {
         core::mem::take(&mut self.removed)
     }
 
-    /// Deletes a capability whose end its owner has already dealt with (a
-    /// reply right used up by its reply): like [`CapSpace::delete`], but
-    /// not recorded for [`CapSpace::take_removed`].
-    pub fn delete_settled(&mut self, task: TaskId, token: u64) -> Result<(), CapError> {
-        self.delete(task, token)?;
-        self.removed.pop();
-        Ok(())
-    }
-
     /// Whether capabilities were removed since the last [`CapSpace::take_removed`].
     pub fn has_removed(&self) -> bool {
         !self.removed.is_empty()

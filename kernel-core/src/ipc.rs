@@ -17,7 +17,7 @@
 //! and never touch memory; longer ones are copied once, straight from the
 //! sender's buffer into the receiver's, at rendezvous.
 
-use crate::cap::{CapError, CapSpace, ObjectRef, TaskId};
+use crate::cap::{CapError, CapSpace, Capability, ObjectRef, TaskId};
 use abi::{kind, rights, Error};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -259,29 +259,58 @@ pub struct IpcThread {
     pub deadline: Option<u64>,
 }
 
-/// A pending reply: who called (`None` once the caller stopped waiting;
-/// the reply right then leads nowhere until it is used or dropped).
+/// A pending reply: the task holding the right to reply, and who called
+/// (`None` once the caller stopped waiting; the reply right then leads
+/// nowhere until it is used or dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Reply {
+    holder: TaskId,
     caller: Option<ThreadId>,
 }
 
-/// Pending replies by number. A number is a slot index (low 32 bits) and
-/// the slot's generation (high 32 bits), which advances whenever the slot is
-/// freed: numbers are not reused (for 2^32 reuses of a slot), so a reply
-/// right that outlived its call, or a late report that one was dropped, can
-/// never reach a later call. Lookups are one index and one compare.
+/// Most reply rights one task may hold at once (calls delivered to it and
+/// not yet answered). The next call it would receive fails with
+/// `OutOfMemory`.
+pub const MAX_REPLIES_PER_TASK: usize = 256;
+
+/// Slots of the reply table (the low 16 bits of a reply number).
+const REPLY_SLOTS: usize = 1 << 16;
+
+/// Pending replies by number. A number is a slot index (low 16 bits) and
+/// the slot's generation (the 32 bits above), which advances whenever the
+/// slot is freed: numbers are not reused (for 2^32 reuses of a slot), so a
+/// reply right that outlived its call can never reach a later call. The
+/// reply token is the number itself in a token's index field, with kind
+/// `REPLY` (see [`reply_token`]). Lookups are one index and one compare.
 #[derive(Clone, Debug, Default)]
 struct ReplyTable {
     slots: Vec<(u32, Option<Reply>)>,
     free: Vec<u32>,
+    /// Reply rights held, by task.
+    held: Vec<u16>,
+}
+
+/// The reply token of reply number `id`.
+fn reply_token(id: usize) -> u64 {
+    abi::token::make(id as u64, 0, kind::REPLY)
 }
 
 impl ReplyTable {
     fn split(id: usize) -> (usize, u32) {
-        (id & 0xFFFF_FFFF, (id >> 32) as u32)
+        (id & (REPLY_SLOTS - 1), (id >> 16) as u32)
     }
 
+    /// Reply rights `task` holds.
+    fn held_by(&self, task: TaskId) -> usize {
+        self.held.get(task).map_or(0, |&n| usize::from(n))
+    }
+
+    /// Whether `task` may take one more reply right.
+    fn has_room(&self, task: TaskId) -> bool {
+        self.held_by(task) < MAX_REPLIES_PER_TASK && (!self.free.is_empty() || self.slots.len() < REPLY_SLOTS)
+    }
+
+    /// Inserts a reply (the caller checked [`ReplyTable::has_room`]).
     fn insert(&mut self, r: Reply) -> usize {
         let index = match self.free.pop() {
             Some(i) => i as usize,
@@ -290,9 +319,13 @@ impl ReplyTable {
                 self.slots.len() - 1
             }
         };
+        if r.holder >= self.held.len() {
+            self.held.resize(r.holder + 1, 0);
+        }
+        self.held[r.holder] += 1;
         let slot = &mut self.slots[index];
         slot.1 = Some(r);
-        ((slot.0 as usize) << 32) | index
+        ((slot.0 as usize) << 16) | index
     }
 
     fn get(&self, id: &usize) -> Option<&Reply> {
@@ -305,18 +338,28 @@ impl ReplyTable {
         self.slots.get_mut(i).filter(|s| s.0 == generation).and_then(|s| s.1.as_mut())
     }
 
+    /// The reply number `token` names if it is a live reply token held by
+    /// `task`.
+    fn resolve(&self, task: TaskId, token: u64) -> Option<usize> {
+        let i = (token as usize) & (REPLY_SLOTS - 1);
+        let (generation, reply) = self.slots.get(i)?;
+        let id = ((*generation as usize) << 16) | i;
+        (reply.is_some_and(|r| r.holder == task) && token == reply_token(id)).then_some(id)
+    }
+
     fn remove(&mut self, id: &usize) -> Option<Reply> {
         let (i, generation) = Self::split(*id);
         let slot = self.slots.get_mut(i).filter(|s| s.0 == generation && s.1.is_some())?;
         slot.0 = slot.0.wrapping_add(1);
         self.free.push(i as u32);
-        slot.1.take()
+        let r = slot.1.take()?;
+        self.held[r.holder] -= 1;
+        Some(r)
     }
 
     /// Pending replies with their numbers.
-    #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = (usize, &Reply)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| s.1.as_ref().map(|r| (((s.0 as usize) << 32) | i, r)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.1.as_ref().map(|r| (((s.0 as usize) << 16) | i, r)))
     }
 
     #[cfg(test)]
@@ -529,7 +572,12 @@ impl Ipc {
         token: u64,
         right: u64,
     ) -> Result<(usize, u64), IpcError> {
-        let cap = caps.check(task, token, kind::ENDPOINT, right)?;
+        let cap = match caps.check(task, token, kind::ENDPOINT, right) {
+            Ok(cap) => cap,
+            // A live reply token is a token for the wrong kind of object.
+            Err(_) if self.replies.resolve(task, token).is_some() => return err(Error::PermissionDenied),
+            Err(e) => return Err(e.into()),
+        };
         let id = cap.object.id as usize;
         if self.endpoint(id).is_none() {
             return err(Error::NotFound);
@@ -557,10 +605,7 @@ impl Ipc {
         if msg.ncaps > 0 {
             caps.check(t.task, ep_token, kind::ENDPOINT, rights::GRANT)?;
             for &c in msg.caps.iter().take(msg.ncaps) {
-                let cap = caps.lookup(t.task, c)?;
-                if cap.rights & rights::GRANT == 0 {
-                    return err(Error::PermissionDenied);
-                }
+                self.grantable(caps, t.task, c)?;
             }
         }
         Ok(())
@@ -580,7 +625,7 @@ impl Ipc {
         badge: u64,
         to: ThreadId,
         rbuf: RecvBuf,
-        reply_slot: bool,
+        call: bool,
     ) -> Result<Received, (Side, IpcError)> {
         let (to_task, to_space) = {
             let r = self.thread(to).expect("receiver registered");
@@ -592,12 +637,16 @@ impl Ipc {
         if msg.len > SHORT_MAX && !env.writable(to_space, rbuf.addr, msg.len) {
             return Err((Side::Destination, IpcError::from(Error::InvalidArgument)));
         }
-        let slots = msg.ncaps + usize::from(reply_slot);
-        if slots > 0 {
+        if msg.ncaps > 0 {
             let used = caps.slots_in_use_of(to_task).map_err(|e| (Side::Destination, e.into()))?;
-            if caps.slots_per_task() - used < slots {
+            if caps.slots_per_task() - used < msg.ncaps {
                 return Err((Side::Destination, IpcError::from(Error::OutOfMemory)));
             }
+        }
+        // A call the receiver's task could not hold one more reply right
+        // for fails the caller.
+        if call && !self.replies.has_room(to_task) {
+            return Err((Side::Source, IpcError::from(Error::OutOfMemory)));
         }
         // Data (the one copy).
         if msg.len > SHORT_MAX {
@@ -695,7 +744,7 @@ impl Ipc {
                     self.count(ep_id, &got, call.is_some());
                     if let Some(rbuf) = call {
                         let server = self.thread(r).expect("receiver").task;
-                        let (token, reply) = self.new_reply(caps, t, server)?;
+                        let (token, reply) = self.new_reply(t, server);
                         got.reply = token;
                         self.wake(r, Ok(got));
                         return Ok(self.block(t, Wait::Reply { reply, rbuf }, Timeout::Never));
@@ -754,11 +803,7 @@ impl Ipc {
         // checked: check them all before anything commits.
         let mut rights_of = [0; MAX_CAPS];
         for (r, &c) in rights_of.iter_mut().zip(msg.caps.iter().take(msg.ncaps)) {
-            let cap = caps.lookup(from.task, c)?;
-            if cap.rights & rights::GRANT == 0 {
-                return err(Error::PermissionDenied);
-            }
-            *r = cap.rights;
+            *r = self.grantable(caps, from.task, c)?.rights;
         }
         if msg.len > SHORT_MAX {
             env.queue_store(ep_id, slot, (from.space, msg.buf), msg.len)
@@ -849,7 +894,7 @@ impl Ipc {
                     self.count(ep_id, &got, call.is_some());
                     match call {
                         Some(crbuf) => {
-                            let (token, reply) = self.new_reply(caps, s, me.task)?;
+                            let (token, reply) = self.new_reply(s, me.task);
                             got.reply = token;
                             let th = self.th(s);
                             th.wait = Wait::Reply { reply, rbuf: crbuf };
@@ -875,22 +920,27 @@ impl Ipc {
         Ok(self.block(t, Wait::Recv { ep: ep_id, token, rbuf }, timeout))
     }
 
-    /// A reply right for `caller`'s call, in the server's table: its token
-    /// and the reply's number.
-    fn new_reply(
-        &mut self,
-        caps: &mut CapSpace,
-        caller: ThreadId,
-        server_task: TaskId,
-    ) -> Result<(u64, usize), IpcError> {
-        let id = self.replies.insert(Reply { caller: Some(caller) });
-        match caps.insert_root(server_task, ObjectRef { kind: kind::REPLY, id: id as u64 }, rights::WRITE) {
-            Ok(token) => Ok((token, id)),
-            Err(e) => {
-                self.replies.remove(&id);
-                Err(e.into())
-            }
+    /// A reply right for `caller`'s call, held by the server's task: its
+    /// token and the reply's number. The caller checked
+    /// [`ReplyTable::has_room`].
+    fn new_reply(&mut self, caller: ThreadId, server_task: TaskId) -> (u64, usize) {
+        let id = self.replies.insert(Reply { holder: server_task, caller: Some(caller) });
+        (reply_token(id), id)
+    }
+
+    /// Checks a token passed as a capability (in a message): it must name a
+    /// capability with GRANT. A live reply token cannot be passed
+    /// (`PermissionDenied`); any other reply-kind token is `NotFound`.
+    fn grantable(&self, caps: &CapSpace, task: TaskId, token: u64) -> Result<Capability, IpcError> {
+        if abi::token::kind(token) == kind::REPLY {
+            self.reply_token_info(task, token)?;
+            return err(Error::PermissionDenied);
         }
+        let cap = *caps.lookup(task, token)?;
+        if cap.rights & rights::GRANT == 0 {
+            return err(Error::PermissionDenied);
+        }
+        Ok(cap)
     }
 
     /// Replies through the reply token (works once; a reply whose caller
@@ -908,9 +958,8 @@ impl Ipc {
         msg: Msg,
     ) -> Result<(), IpcError> {
         let me = *self.thread(t).expect("IPC thread registered");
-        let cap = caps.check(me.task, token, kind::REPLY, rights::WRITE)?;
-        let id = cap.object.id as usize;
-        let Some(reply) = self.replies.get(&id).copied() else { return err(Error::NotFound) };
+        let Some(id) = self.replies.resolve(me.task, token) else { return err(Error::NotFound) };
+        let reply = *self.replies.get(&id).expect("resolved");
         if msg.ncaps > MAX_CAPS || msg.len > MAX_MSG_LIMIT {
             return err(Error::InvalidArgument);
         }
@@ -918,9 +967,7 @@ impl Ipc {
             return err(Error::InvalidArgument);
         }
         for &c in msg.caps.iter().take(msg.ncaps) {
-            if caps.lookup(me.task, c)?.rights & rights::GRANT == 0 {
-                return err(Error::PermissionDenied);
-            }
+            self.grantable(caps, me.task, c)?;
         }
         let waiting = reply.caller.and_then(|c| match self.thread(c)?.wait {
             Wait::Reply { reply, rbuf } if reply == id => Some((c, rbuf)),
@@ -929,14 +976,12 @@ impl Ipc {
         let Some((caller, rbuf)) = waiting else {
             // The caller is gone: the right is used up all the same.
             self.replies.remove(&id);
-            let _ = caps.delete_settled(me.task, token);
             return err(Error::PeerGone);
         };
         let got = self
             .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, caller, rbuf, false)
             .map_err(|(_, e)| e)?;
         self.replies.remove(&id);
-        let _ = caps.delete_settled(me.task, token);
         self.wake(caller, Ok(got));
         Ok(())
     }
@@ -1004,8 +1049,9 @@ impl Ipc {
         self.threads.iter().flatten().filter_map(|t| t.deadline).min()
     }
 
-    /// Forgets a thread that is ending: it leaves every queue; a caller it
-    /// was serving... (its reply rights die with its task's capabilities).
+    /// Forgets a thread that is ending: it leaves every queue, and a reply it
+    /// waits for leads nowhere. (Reply rights belong to its task: see
+    /// [`Ipc::drop_replies_of`].)
     pub fn remove_thread(&mut self, t: ThreadId) {
         if let Some(th) = self.thread(t).copied() {
             if th.wait != Wait::None {
@@ -1021,12 +1067,44 @@ impl Ipc {
 
     /// A reply right was deleted (or its holder died): its caller, if still
     /// waiting, ends with `PeerGone`.
-    pub fn reply_dropped(&mut self, reply: usize) {
-        if let Some(Reply { caller: Some(caller) }) = self.replies.remove(&reply) {
+    fn reply_dropped(&mut self, reply: usize) {
+        if let Some(Reply { caller: Some(caller), .. }) = self.replies.remove(&reply) {
             if matches!(self.thread(caller).map(|c| c.wait), Some(Wait::Reply { reply: x, .. }) if x == reply) {
                 self.wake(caller, err(Error::PeerGone));
             }
         }
+    }
+
+    /// Checks that `token` is a live reply token held by `task` (what
+    /// `CapInspect` reports as kind `REPLY` with `WRITE` only); otherwise
+    /// `NotFound`.
+    pub fn reply_token_info(&self, task: TaskId, token: u64) -> Result<(), IpcError> {
+        self.replies.resolve(task, token).map(|_| ()).ok_or(IpcError::from(Error::NotFound))
+    }
+
+    /// Drops the reply right `token` of `task` (`CapDelete` on a reply
+    /// token): its caller, if still waiting, ends with `PeerGone`.
+    pub fn drop_reply(&mut self, task: TaskId, token: u64) -> Result<(), IpcError> {
+        let id = self.replies.resolve(task, token).ok_or(IpcError::from(Error::NotFound))?;
+        self.reply_dropped(id);
+        Ok(())
+    }
+
+    /// Drops every reply right `task` holds (the task is ending): their
+    /// callers end with `PeerGone`.
+    pub fn drop_replies_of(&mut self, task: TaskId) {
+        if self.replies.held_by(task) == 0 {
+            return;
+        }
+        let ids: Vec<usize> = self.replies.iter().filter(|(_, r)| r.holder == task).map(|(id, _)| id).collect();
+        for id in ids {
+            self.reply_dropped(id);
+        }
+    }
+
+    /// Reply rights `task` holds now.
+    pub fn replies_held(&self, task: TaskId) -> usize {
+        self.replies.held_by(task)
     }
 
     /// After capabilities were removed: threads blocked through a token that
@@ -1093,11 +1171,11 @@ impl Ipc {
         if !matches!(server_thread.wait, Wait::Recv { rbuf, .. } if rbuf.cap >= len) {
             return None;
         }
-        if caps.slots_in_use_of(server_task).ok()? >= caps.slots_per_task() {
+        if !self.replies.has_room(server_task) {
             return None;
         }
         // Commit.
-        let (reply_token, reply) = self.new_reply(caps, t, server_task).ok()?;
+        let (reply_token, reply) = self.new_reply(t, server_task);
         let got = Received { len, regs, badge: cap.badge, reply: reply_token, ..Received::default() };
         self.ep(ep_id).receivers.pop_front();
         self.count(ep_id, &got, true);
@@ -1126,8 +1204,7 @@ impl Ipc {
             return None;
         }
         let me = *self.thread(t)?;
-        let rcap = caps.check(me.task, reply_token, kind::REPLY, rights::WRITE).ok()?;
-        let reply = rcap.object.id as usize;
+        let reply = self.replies.resolve(me.task, reply_token)?;
         let caller = self.replies.get(&reply)?.caller?;
         if !matches!(self.thread(caller)?.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len) {
             return None;
@@ -1140,7 +1217,6 @@ impl Ipc {
         }
         // Commit.
         self.replies.remove(&reply);
-        let _ = caps.delete_settled(me.task, reply_token);
         let c = self.th(caller);
         c.wait = Wait::None;
         c.deadline = None;

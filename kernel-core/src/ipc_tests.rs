@@ -278,15 +278,27 @@ impl W {
     }
 
     /// What the kernel does after capabilities went away (as in
-    /// `Kernel::after_cap_changes`): dropped reply rights end their calls,
-    /// waits whose token died end.
+    /// `Kernel::after_cap_changes`): waits whose token died end. (No reply
+    /// right is a capability.)
     fn kernel_after(&mut self) {
         for o in self.caps.take_removed() {
-            if o.kind == kind::REPLY {
-                self.ipc.reply_dropped(o.id as usize);
-            }
+            assert_ne!(o.kind, kind::REPLY, "a reply right was in the capability table");
         }
         self.ipc.recheck_tokens(&self.caps);
+    }
+
+    /// What the kernel does when a task ends (as in `Kernel::end_task`):
+    /// its threads go, then its reply rights, then its capabilities.
+    fn end_task(&mut self, task: TaskId) {
+        let threads: Vec<ThreadId> =
+            (0..self.ipc.threads.len()).filter(|&t| self.ipc.thread(t).is_some_and(|x| x.task == task)).collect();
+        for t in threads {
+            self.ipc.remove_thread(t);
+        }
+        self.ipc.drop_replies_of(task);
+        self.caps.remove_task(task).unwrap();
+        self.caps.add_task(task).unwrap();
+        self.kernel_after();
     }
 
     fn wait(&self, t: ThreadId) -> Wait {
@@ -526,10 +538,21 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
         }
     }
     assert_eq!(caps.slots_in_use_of(ipc.holder), Ok(in_flight), "the holder holds exactly the capabilities in flight");
+    let mut held = BTreeMap::new();
     for (id, r) in ipc.replies.iter() {
         assert!(ipc.replies.get(&id).is_some(), "reply numbers decode to their own slot");
-        let object = ObjectRef { kind: kind::REPLY, id: id as u64 };
-        assert_eq!(caps.objects_referenced(object), 1, "reply {id} has exactly one right");
+        // Exactly one live token, held by exactly one task; it names no
+        // capability.
+        let tok = reply_token(id);
+        assert_eq!(token::kind(tok), kind::REPLY);
+        assert_eq!(ipc.replies.resolve(r.holder, tok), Some(id), "reply {id}: its holder's token");
+        for task in 0..=HOLDER + 1 {
+            if task != r.holder {
+                assert_eq!(ipc.replies.resolve(task, tok), None, "reply {id} resolves for task {task}");
+            }
+        }
+        assert!(caps.lookup(r.holder, tok).is_err(), "reply {id} is in the capability table");
+        *held.entry(r.holder).or_insert(0usize) += 1;
         if let Some(c) = r.caller {
             let waits = ipc.thread(c).map(|t| t.wait);
             assert!(
@@ -537,6 +560,16 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
                 "caller {c} of reply {id}: {waits:?}"
             );
         }
+    }
+    for task in 0..ipc.replies.held.len().max(HOLDER + 2) {
+        let n = held.get(&task).copied().unwrap_or(0);
+        assert_eq!(ipc.replies.held_by(task), n, "reply rights counted for task {task}");
+        assert!(n <= MAX_REPLIES_PER_TASK, "task {task} holds {n} reply rights");
+    }
+    let free: std::collections::BTreeSet<u32> = ipc.replies.free.iter().copied().collect();
+    assert_eq!(free.len(), ipc.replies.free.len(), "a reply slot is free twice");
+    for (i, slot) in ipc.replies.slots.iter().enumerate() {
+        assert_eq!(slot.1.is_none(), free.contains(&(i as u32)), "reply slot {i}: free list");
     }
 }
 
@@ -1058,8 +1091,9 @@ fn rights_kinds_and_dead_tokens() {
     let thread_cap = w.caps.insert_root(0, ObjectRef { kind: kind::THREAD, id: 0 }, rights::ALL).unwrap();
     fails_with(w.send(0, thread_cap, word(1), Timeout::Never), Error::PermissionDenied);
     fails_with(w.recv(0, thread_cap, REGS, Timeout::Never), Error::PermissionDenied);
-    fails_with(w.reply(0, thread_cap, word(1)), Error::PermissionDenied);
-    fails_with(w.reply(0, write_only, word(1)), Error::PermissionDenied);
+    // A reply takes nothing but a live reply token.
+    fails_with(w.reply(0, thread_cap, word(1)), Error::NotFound);
+    fails_with(w.reply(0, write_only, word(1)), Error::NotFound);
     // Never issued, forged, deleted, revoked.
     fails_with(w.send(0, token::make(40, 0, kind::ENDPOINT), word(1), Timeout::Never), Error::NotFound);
     fails_with(w.send(0, write_only | 1 << 60, word(1), Timeout::Never), Error::NotFound);
@@ -1168,14 +1202,21 @@ fn a_reply_right_works_once() {
     blocked(w.call(0, ep0, word(1), REGS, Timeout::Never));
     let got = done(w.recv(2, ep, REGS, Timeout::Never));
     assert_eq!(token::kind(got.reply), kind::REPLY);
-    let cap = *w.caps.lookup(1, got.reply).unwrap();
-    assert_eq!(cap.rights, rights::WRITE);
+    assert_eq!(token::flags(got.reply), 0);
+    // It names the reply record, not a capability; the holder's task sees it.
+    assert_eq!(w.ipc.reply_token_info(1, got.reply), Ok(()));
+    assert_eq!(w.ipc.reply_token_info(0, got.reply), Err(Error::NotFound.into()));
+    assert!(w.caps.lookup(1, got.reply).is_err());
+    assert_eq!(w.ipc.replies_held(1), 1);
     // It cannot be copied or passed on.
     assert!(w.caps.copy(1, got.reply).is_err());
     done(w.reply(2, got.reply, word(2)));
     assert_eq!(w.wakes().len(), 1);
+    assert_eq!(w.ipc.replies_held(1), 0);
     fails_with(w.reply(2, got.reply, word(3)), Error::NotFound);
     fails_with(w.reply(3, got.reply, word(3)), Error::NotFound);
+    assert_eq!(w.ipc.reply_token_info(1, got.reply), Err(Error::NotFound.into()));
+    assert_eq!(w.ipc.drop_reply(1, got.reply), Err(Error::NotFound.into()));
     assert_eq!(w.wakes(), []);
     w.kernel_after();
     assert_eq!(w.wakes(), []);
@@ -1205,19 +1246,20 @@ fn dropping_the_reply_right_ends_the_call() {
     let (mut w, ep, ep0) = pair();
     blocked(w.call(0, ep0, word(1), REGS, Timeout::Never));
     let got = done(w.recv(2, ep, REGS, Timeout::Never));
-    w.caps.delete(1, got.reply).unwrap();
-    w.kernel_after();
+    // Only the holder's task can drop it.
+    assert_eq!(w.ipc.drop_reply(0, got.reply), Err(Error::NotFound.into()));
+    assert_eq!(w.wakes(), []);
+    w.ipc.drop_reply(1, got.reply).unwrap();
     assert_eq!(w.wakes(), [(0, oops(Error::PeerGone))]);
     fails_with(w.reply(2, got.reply, word(2)), Error::NotFound);
+    assert_eq!(w.ipc.drop_reply(1, got.reply), Err(Error::NotFound.into()));
     w.check();
     // The server's task dies with a reply right: same.
     blocked(w.call(0, ep0, word(1), REGS, Timeout::Never));
     done(w.recv(2, ep, REGS, Timeout::Never));
-    w.ipc.remove_thread(2);
-    w.ipc.remove_thread(3);
-    w.caps.remove_task(1).unwrap();
-    w.kernel_after();
+    w.end_task(1);
     assert_eq!(w.wakes(), [(0, oops(Error::PeerGone))]);
+    assert_eq!(w.ipc.replies_held(1), 0);
     w.check();
 }
 
@@ -1231,7 +1273,7 @@ fn a_caller_that_goes_away_leaves_a_reply_that_reports_peer_gone() {
     w.check();
     fails_with(w.reply(2, got.reply, word(2)), Error::PeerGone);
     // The right is used up.
-    assert!(w.caps.lookup(1, got.reply).is_err());
+    assert_eq!(w.ipc.reply_token_info(1, got.reply), Err(Error::NotFound.into()));
     fails_with(w.reply(2, got.reply, word(2)), Error::NotFound);
     w.kernel_after();
     w.check();
@@ -1273,6 +1315,8 @@ fn cancelling_a_thread_that_does_not_wait_does_nothing() {
     w.ipc.cancel(0, Error::Timeout);
     w.ipc.cancel(99, Error::Timeout);
     w.ipc.reply_dropped(12345);
+    w.ipc.drop_replies_of(1);
+    w.ipc.drop_replies_of(99);
     w.ipc.remove_thread(99);
     assert_eq!(w.wakes(), []);
     assert!(!w.ipc.has_wakes());
@@ -1393,7 +1437,7 @@ fn capabilities_in_a_queue_are_held_and_revocable() {
 }
 
 #[test]
-fn a_full_table_refuses_capabilities_and_calls() {
+fn a_full_table_refuses_capabilities_but_not_calls() {
     let (mut w, ep, ep0) = pair();
     let (x, _) = w.endpoint(0, EndpointKind::Sync, 0);
     while w.caps.slots_in_use_of(1).unwrap() < SLOTS {
@@ -1409,22 +1453,152 @@ fn a_full_table_refuses_capabilities_and_calls() {
     assert!(matches!(w.wait(0), Wait::Send { .. }));
     w.ipc.cancel(0, Error::Timeout);
     w.wakes();
-    // A call needs a slot for the reply right.
+    // A reply right takes no slot: calls go, on both paths.
     blocked(w.call(0, ep0, word(1), REGS, Timeout::Never));
-    fails_with(w.recv(2, ep, REGS, Timeout::Never), Error::OutOfMemory);
-    // A plain message still goes.
-    w.ipc.cancel(0, Error::Timeout);
+    let got = done(w.recv(2, ep, REGS, Timeout::Never));
+    done(w.reply(2, got.reply, word(2)));
+    assert_eq!(w.wakes(), [(0, Ok(word_received(2)))]);
+    blocked(w.recv(2, ep, REGS, Timeout::Never));
+    let (server, got) = w.ipc.fast_call(&mut w.caps, 1, ep0, 8, [6; MSG_REGS], REGS).unwrap();
+    assert_eq!(server, 2);
+    assert_eq!(w.caps.slots_in_use_of(1), Ok(SLOTS));
+    done(w.reply(2, got.reply, word(2)));
     w.wakes();
-    blocked(w.send(0, ep0, word(5), Timeout::Never));
-    assert_eq!(done(w.recv(2, ep, REGS, Timeout::Never)).regs[0], 5);
-    assert_eq!(w.wakes(), [(0, sent())]);
-    // The fast path leaves a full server table to the general path.
+    w.check();
+}
+
+fn word_received(w: u64) -> Received {
+    Received { len: 8, regs: regs8(&[w]), ..Received::default() }
+}
+
+/// Fills task 1's reply rights: `MAX_REPLIES_PER_TASK` calls delivered to
+/// thread 2 and not answered, from threads 10.. of task 0.
+fn full_of_replies() -> (W, u64, u64, Vec<u64>) {
+    let (mut w, ep, ep0) = pair();
+    let mut replies = Vec::new();
+    for i in 0..MAX_REPLIES_PER_TASK {
+        w.thread(10 + i, 0, 1);
+        blocked(w.call(10 + i, ep0, word(i as u64), REGS, Timeout::Never));
+        let got = done(w.recv(2, ep, REGS, Timeout::Zero));
+        assert_eq!(got.regs[0], i as u64);
+        replies.push(got.reply);
+    }
+    assert_eq!(w.ipc.replies_held(1), MAX_REPLIES_PER_TASK);
+    w.check();
+    (w, ep, ep0, replies)
+}
+
+#[test]
+fn a_task_holds_at_most_256_reply_rights() {
+    // Caller first: the server's receive fails the caller, and takes the
+    // next message.
+    let (mut w, ep, ep0, replies) = full_of_replies();
+    let caller = 10 + MAX_REPLIES_PER_TASK;
+    w.thread(caller, 0, 1);
+    blocked(w.call(caller, ep0, word(1000), REGS, Timeout::Never));
+    blocked(w.send(1, ep0, word(1001), Timeout::Never));
+    assert_eq!(done(w.recv(2, ep, REGS, Timeout::Zero)).regs[0], 1001);
+    assert_eq!(w.wakes(), [(caller, oops(Error::OutOfMemory)), (1, sent())]);
+    fails_with(w.recv(2, ep, REGS, Timeout::Zero), Error::WouldBlock);
+    w.check();
+    // Server first: the call fails at once, nothing changes, the receiver
+    // keeps waiting; the fast path leaves it to the general one.
     blocked(w.recv(2, ep, REGS, Timeout::Never));
     let before = std::format!("{:?}", w.ipc);
-    assert!(w.ipc.fast_call(&mut w.caps, 1, ep0, 8, [0; MSG_REGS], REGS).is_none());
+    assert!(w.ipc.fast_call(&mut w.caps, caller, ep0, 8, [0; MSG_REGS], REGS).is_none());
     assert_eq!(std::format!("{:?}", w.ipc), before);
-    blocked(w.call(1, ep0, word(6), REGS, Timeout::Never));
-    assert_eq!(w.wakes(), [(2, oops(Error::OutOfMemory))]);
+    fails_with(w.call(caller, ep0, word(1002), REGS, Timeout::Never), Error::OutOfMemory);
+    assert_eq!(std::format!("{:?}", w.ipc), before);
+    assert!(matches!(w.wait(2), Wait::Recv { .. }));
+    // Another task's server is not affected by task 1's count.
+    assert_eq!(w.ipc.replies_held(0), 0);
+    // One answered: room for one more call.
+    done(w.reply(3, replies[7], word(7)));
+    assert_eq!(w.wakes(), [(17, Ok(word_received(7)))]);
+    let (server, got) = w.ipc.fast_call(&mut w.caps, caller, ep0, 8, [0; MSG_REGS], REGS).unwrap();
+    assert_eq!(server, 2);
+    assert_eq!(w.ipc.replies_held(1), MAX_REPLIES_PER_TASK);
+    // The new token names slot 7's next generation; the old one is stale.
+    assert_ne!(got.reply, replies[7]);
+    assert_eq!(token::index(got.reply) & 0xFFFF, token::index(replies[7]) & 0xFFFF);
+    fails_with(w.reply(3, replies[7], word(0)), Error::NotFound);
+    w.check();
+    // Ending the task drops every right: each caller gets PeerGone.
+    w.end_task(1);
+    let wakes = w.wakes();
+    assert_eq!(wakes.len(), MAX_REPLIES_PER_TASK);
+    assert!(wakes.iter().all(|(t, r)| *t >= 10 && *r == oops(Error::PeerGone)));
+    assert_eq!(w.ipc.replies_held(1), 0);
+    for &r in &replies {
+        assert_eq!(w.ipc.reply_token_info(1, r), Err(Error::NotFound.into()));
+    }
+    w.check();
+}
+
+#[test]
+fn reply_tokens_cannot_be_forged_or_passed_on() {
+    let (mut w, ep, ep0) = pair();
+    blocked(w.call(0, ep0, word(1), REGS, Timeout::Never));
+    let got = done(w.recv(2, ep, REGS, Timeout::Never));
+    let r = got.reply;
+    let forged = [
+        r ^ 1,                                                // another slot
+        r.wrapping_add(1 << 16),                              // another generation
+        r | 1 << 47,                                          // a high generation bit
+        r | 1 << 48,                                          // the 8-bit generation field
+        r | 1 << 60,                                          // a flag bit
+        (r & !(0xF << 56)) | u64::from(kind::ENDPOINT) << 56, // another kind
+        token::make(5, 0, kind::REPLY),                       // never issued
+        0,
+    ];
+    assert_eq!(r, token::make(0, 0, kind::REPLY), "slot 0, generation 0");
+    for f in forged {
+        assert_eq!(w.ipc.reply_token_info(1, f), Err(Error::NotFound.into()), "{f:#x}");
+        assert_eq!(w.ipc.drop_reply(1, f), Err(Error::NotFound.into()), "{f:#x}");
+        fails_with(w.reply(2, f, word(2)), Error::NotFound);
+        assert_eq!(w.ipc.fast_reply_receive(&mut w.caps, 2, f, 8, [0; MSG_REGS], ep, REGS), None);
+    }
+    assert_eq!(w.wakes(), []);
+    // A live one is no endpoint; a forged one is not found.
+    fails_with(w.send(2, r, word(1), Timeout::Zero), Error::PermissionDenied);
+    fails_with(w.recv(2, r, REGS, Timeout::Zero), Error::PermissionDenied);
+    fails_with(w.send(0, r, word(1), Timeout::Zero), Error::NotFound);
+    fails_with(w.send(2, r | 1 << 48, word(1), Timeout::Zero), Error::NotFound);
+    // Passing a live one in a message (or a reply) is refused; a forged
+    // one is not found.
+    let (x, _) = w.endpoint(1, EndpointKind::Sync, 0);
+    let mut m = word(5);
+    m.caps[0] = r;
+    m.ncaps = 1;
+    fails_with(w.send(2, x, m, Timeout::Zero), Error::PermissionDenied);
+    fails_with(w.reply(3, r, m), Error::PermissionDenied);
+    m.caps[0] = r | 1 << 48;
+    fails_with(w.send(2, x, m, Timeout::Zero), Error::NotFound);
+    // Another task cannot use or pass it.
+    m.caps[0] = r;
+    fails_with(w.send(0, ep0, m, Timeout::Zero), Error::NotFound);
+    assert_eq!(w.ipc.reply_token_info(0, r), Err(Error::NotFound.into()));
+    w.check();
+    // The right is intact: the reply goes through.
+    done(w.reply(3, r, word(9)));
+    assert_eq!(w.wakes(), [(0, Ok(word_received(9)))]);
+    w.check();
+}
+
+#[test]
+fn a_task_that_calls_itself_and_ends_takes_no_wake() {
+    // Task 1's thread 3 calls task 1's own endpoint; thread 2 takes it.
+    let (mut w, ep, _) = pair();
+    blocked(w.call(3, ep, word(1), REGS, Timeout::Never));
+    done(w.recv(2, ep, REGS, Timeout::Never));
+    // Task 0 calls too, and is taken.
+    let ep0 = w.give(1, ep, 0, rights::WRITE, 0);
+    blocked(w.call(0, ep0, word(2), REGS, Timeout::Never));
+    done(w.recv(2, ep, REGS, Timeout::Never));
+    assert_eq!(w.ipc.replies_held(1), 2);
+    w.end_task(1);
+    assert_eq!(w.wakes(), [(0, oops(Error::PeerGone))]);
+    assert_eq!(w.ipc.replies_held(1), 0);
     w.check();
 }
 
@@ -1784,7 +1958,7 @@ impl Sim {
             }
             Op::DropReply(t) => {
                 let h = self.take_held(t);
-                self.w.caps.delete(TASK_OF[t], h.token).unwrap();
+                self.w.ipc.drop_reply(TASK_OF[t], h.token).unwrap();
                 dropped = Some((h, self.caller_waits(&h)));
             }
             Op::Cancel(t) => self.w.ipc.cancel(t, Error::InvalidState),
@@ -1968,9 +2142,9 @@ impl Sim {
         assert_eq!(in_engine, pending, "messages lost or duplicated");
         assert_eq!(ipc.replies.len(), self.held.len());
         for h in &self.held {
-            let cap = self.w.caps.lookup(TASK_OF[h.server], h.token).expect("a held reply right is live");
-            assert_eq!(cap.object.kind, kind::REPLY);
-            let r = ipc.replies.get(&(cap.object.id as usize)).expect("a reply right leads to a reply");
+            let id = ipc.replies.resolve(TASK_OF[h.server], h.token).expect("a held reply right is live");
+            assert_eq!(ipc.reply_token_info(TASK_OF[h.server], h.token), Ok(()));
+            let r = ipc.replies.get(&id).expect("a reply right leads to a reply");
             assert_eq!(r.caller, self.caller_waits(h).then_some(h.caller), "{h:?}");
         }
         assert_eq!(self.w.mem.queue_bytes, 2 * 128);
@@ -2184,6 +2358,11 @@ impl Sim {
             2 => self.held.iter().find(|h| h.server != t).map_or(0, |h| h.token),
             3 => self.tok[TASK_OF[t]][SYNC],
             4 => token::make(50, 0, kind::REPLY),
+            // Forged from a live one: another generation, the 8-bit
+            // generation field set, a flag bit set.
+            5 => mine.first().map_or(0, |h| h.token.wrapping_add(1 << 16)),
+            6 => mine.first().map_or(0, |h| h.token | 1 << 48),
+            7 => mine.first().map_or(0, |h| h.token | 1 << 60),
             _ => 0,
         }
     }
@@ -2303,7 +2482,7 @@ fn short_messages_respect_the_stated_capacity_too() {
     assert_eq!(std::format!("{:?}", w.ipc), before);
     let e = failed(w.reply_recv(2, got.reply, short(9, [0; MSG_REGS]), ep, REGS, Timeout::Never));
     assert_eq!(e, IpcError { error: Error::BufferTooSmall, detail: 9 });
-    assert!(w.caps.lookup(1, got.reply).is_ok());
+    assert_eq!(w.ipc.reply_token_info(1, got.reply), Ok(()));
     assert_eq!(w.wait(2), Wait::None);
     // Exactly the capacity is fine, on the fast path too.
     let (caller, back) = w.ipc.fast_reply_receive(&mut w.caps, 2, got.reply, 8, [7; MSG_REGS], ep, REGS).unwrap();

@@ -302,8 +302,8 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
         v if v < 32 => k.user_fault(frame),
         _ => {} // spurious or masked interrupt
     }
-    // Capabilities removed on the way (a reply right used up, capabilities
-    // in flight delivered, …): act on them now, so the log never grows.
+    // Capabilities removed on the way (capabilities in flight delivered,
+    // …): act on them now, so the log never grows.
     if k.caps.has_removed() {
         k.after_cap_changes();
     }
@@ -553,6 +553,9 @@ impl Kernel {
         for t in threads {
             self.retire_thread(t);
         }
+        // After its threads are gone (their own calls then lead nowhere):
+        // the reply rights it holds end their callers' calls.
+        self.ipc.drop_replies_of(id);
         let _ = self.caps.remove_task(id);
         self.after_cap_changes();
         self.dead_spaces.push(space);
@@ -614,24 +617,18 @@ impl Kernel {
         }
     }
 
-    /// Acts on capabilities that went away: replies whose right was dropped,
-    /// endpoints no capability names any more, waits whose token died, dead
-    /// tasks no longer named.
+    /// Acts on capabilities that went away: endpoints no capability names
+    /// any more, waits whose token died, dead tasks no longer named. (Reply
+    /// rights are not capabilities: see `Ipc::drop_reply`.)
     pub fn after_cap_changes(&mut self) {
         let removed = self.caps.take_removed();
         if removed.is_empty() {
             return;
         }
         for o in removed {
-            match o.kind {
-                kind::REPLY => self.ipc.reply_dropped(o.id as usize),
-                kind::ENDPOINT => {
-                    let id = o.id as usize;
-                    if self.ipc.endpoint(id).is_some() && self.caps.objects_referenced(o) == 0 {
-                        self.destroy_endpoint(id);
-                    }
-                }
-                _ => {}
+            let id = o.id as usize;
+            if o.kind == kind::ENDPOINT && self.ipc.endpoint(id).is_some() && self.caps.objects_referenced(o) == 0 {
+                self.destroy_endpoint(id);
             }
         }
         self.ipc.recheck_tokens(&self.caps);

@@ -71,6 +71,18 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
         Sys::ThreadStart => Done(thread_start(k, task, a[0]).map(|()| [0; 3])),
         Sys::MemMap => Done(mem_map(k, task, a[0], a[1]).map(|addr| [addr, 0, 0])),
         Sys::MemUnmap => Done(mem_unmap(k, task, a[0], a[1]).map(|()| [0; 3])),
+        // Reply tokens name the IPC engine's reply records, not
+        // capabilities: they can be inspected and deleted, never copied,
+        // minted, revoked or passed on.
+        Sys::CapCopy | Sys::CapMint | Sys::CapRevoke if is_reply_token(a[0]) => {
+            Done(reply_token_check(k, task, a[0]).and(Err(Error::PermissionDenied)))
+        }
+        Sys::CapDelete if is_reply_token(a[0]) => {
+            Done(k.ipc.drop_reply(task, a[0]).map(|()| [0; 3]).map_err(|e| e.error))
+        }
+        Sys::CapInspect if is_reply_token(a[0]) => {
+            Done(reply_token_check(k, task, a[0]).map(|()| [u64::from(kind::REPLY), rights::WRITE, 0]))
+        }
         Sys::CapCopy => Done(k.caps.copy(task, a[0]).map(|t| [t, 0, 0]).map_err(Error::from)),
         Sys::CapMint => Done(k.caps.mint(task, a[0], a[1], a[2]).map(|t| [t, 0, 0]).map_err(Error::from)),
         Sys::CapDelete => {
@@ -95,6 +107,15 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
         Sys::TaskWait => task_wait(k, task, a[0]),
         _ => Done(Err(Error::InvalidSyscall)),
     }
+}
+
+fn is_reply_token(token: u64) -> bool {
+    abi::token::kind(token) == kind::REPLY
+}
+
+/// `Ok` if `token` is a live reply token `task` holds, else `NotFound`.
+fn reply_token_check(k: &Kernel, task: usize, token: u64) -> KResult<()> {
+    k.ipc.reply_token_info(task, token).map_err(|e| e.error)
 }
 
 fn console_write(k: &Kernel, task: usize, ptr: u64, len: u64) -> KResult<()> {
@@ -257,7 +278,11 @@ fn task_spawn(k: &mut Kernel, task: usize, ptr: u64, len: u64, caps_ptr: u64, nc
     let mut caps = [0u64; abi::SPAWN_CAPS];
     for (i, c) in raw.chunks(8).enumerate() {
         caps[i] = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Passing a capability on needs GRANT.
+        // Passing a capability on needs GRANT (a reply token has none).
+        if is_reply_token(caps[i]) {
+            reply_token_check(k, task, caps[i])?;
+            return Err(Error::PermissionDenied);
+        }
         let cap = k.caps.lookup(task, caps[i]).map_err(Error::from)?;
         if cap.rights & rights::GRANT == 0 {
             return Err(Error::PermissionDenied);

@@ -391,7 +391,8 @@ pub fn sys_ipc_receive_timeout(endpoint: u64, buf: &mut [u8], timeout: Timeout) 
 ///   `reply`, or an asynchronous endpoint.
 /// * `PermissionDenied`, `NotFound` — as for [`sys_ipc_send`].
 /// * `PeerGone` — the server died, or deleted the reply right, before replying.
-/// * `OutOfMemory` — the server's capability table has no room for the reply right.
+/// * `OutOfMemory` — the server's task already holds 256 unanswered calls'
+///   reply rights (a reply right takes no capability slot).
 ///
 /// # Examples
 /// ```no_run
@@ -443,8 +444,8 @@ pub fn sys_ipc_call_timeout(endpoint: u64, msg: &[u8], reply: &mut [u8], timeout
 /// `Ok(())` when the caller has the reply.
 ///
 /// # Errors
-/// * `NotFound` — the token is not a live reply right (already used, or never issued).
-/// * `PermissionDenied` — the token is not a reply right.
+/// * `NotFound` — the token is not a live reply right of this task (already
+///   used or dropped, never issued, or not a reply token at all).
 /// * `BufferTooSmall` — the caller's reply buffer is smaller than `msg`; the
 ///   reply right stays valid (reply again with less).
 /// * `InvalidArgument` — `msg` is not readable memory, or too large.

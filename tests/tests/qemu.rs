@@ -216,9 +216,10 @@ fn large_messages_remap_copy_on_write() {
 /// parameters, malformed capability counts), PermissionDenied (missing
 /// READ / WRITE / GRANT, wrong kind of token, reply-token misuse),
 /// NotFound (never issued, revoked parent, deleted endpoint, reply token
-/// used twice), WouldBlock, Timeout (after at least 30 ms), BufferTooSmall
+/// used twice or forged), WouldBlock, Timeout (after at least 30 ms), BufferTooSmall
 /// for long and short messages and replies (the message stays pending and
-/// a bigger buffer then gets it intact), OutOfMemory with a full table.
+/// a bigger buffer then gets it intact), OutOfMemory with a full table
+/// (for a passed capability; a call still arrives).
 #[test]
 fn ipc_every_error_code() {
     let b = boot("ipc-errors");
@@ -238,6 +239,10 @@ fn ipc_every_error_code() {
         "send a capability through a token without GRANT -> PermissionDenied",
         "send a capability that lacks GRANT -> PermissionDenied",
         "pass the reply token on in a message -> PermissionDenied",
+        "revoke through the reply token -> PermissionDenied",
+        "pass the reply token to a new task -> PermissionDenied",
+        "delete a forged reply token -> NotFound",
+        "reply with a forged reply token -> NotFound",
         "send with a never-issued token -> NotFound",
         "send through the revoked child -> NotFound",
         "send on the deleted endpoint -> NotFound",
@@ -257,6 +262,7 @@ fn ipc_every_error_code() {
         "reply of 40 (short) bytes into the caller's 16 -> BufferTooSmall",
         "reply-and-receive of 40 (short) bytes into 16 -> BufferTooSmall, nothing received",
         "receive of a message with a capability into a full table -> OutOfMemory",
+        "receive of a call into a full table (a reply right takes no slot)",
         "endpoint count returned to its start value",
     ] {
         b.line(&format!("ipc-errors: ok: {line}"));
