@@ -66,12 +66,6 @@ pub fn is_direct_mapped(addr: u64, len: u64) -> bool {
     addr >= PHYS_OFFSET && addr.checked_add(len).is_some_and(|e| e <= PHYS_OFFSET + end)
 }
 
-/// True if `[addr, addr+len)` lies in the kernel image.
-pub fn is_kernel_image(addr: u64, len: u64) -> bool {
-    let (s, e) = kernel_image();
-    addr >= s && addr.checked_add(len).is_some_and(|x| x <= e)
-}
-
 fn table(phys: u64) -> &'static mut [u64; 512] {
     assert!(phys.is_multiple_of(PAGE) && is_direct_mapped(PHYS_OFFSET + phys, PAGE), "page table outside RAM");
     // SAFETY: `phys` is a page-aligned frame in RAM (checked) that holds a
