@@ -5,5 +5,7 @@
 sdk::entry!(main);
 
 fn main() -> u64 {
-    apps::busy("bystander", 6, 2_000_000)
+    // Long enough (~240M instructions) to span many time slices on any host,
+    // so the faulting tasks run while it is still busy.
+    apps::busy("bystander", 6, 20_000_000)
 }

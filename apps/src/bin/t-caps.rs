@@ -9,7 +9,14 @@ use sdk::sys;
 
 sdk::entry!(main);
 
+/// Set once the main thread has checked the started thread; until then it
+/// stays alive (a preemption between the checks must not let it end).
+static RELEASE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 extern "C" fn quit(code: u64) -> ! {
+    while !RELEASE.load(core::sync::atomic::Ordering::Acquire) {
+        sys::yield_now();
+    }
     sys::thread_exit(code)
 }
 
@@ -63,6 +70,7 @@ fn main() -> u64 {
 
     c.expect_ok("start through the original", sys::thread_start(t));
     c.expect_err("starting twice", sys::thread_start(t), Error::InvalidState);
+    RELEASE.store(true, core::sync::atomic::Ordering::Release);
 
     // Task tokens: rights enforced on wait.
     let child = apps::spawn(&mut c, "hello");
