@@ -28,18 +28,22 @@ pub const TIMER_VECTOR: u64 = IRQ_BASE as u64;
 /// Timer frequency in Hz.
 pub const TIMER_HZ: u32 = 100;
 
-/// The per-CPU block. `syscall_entry` reads `kernel_rsp` at `gs:0` and uses
-/// `user_rsp` at `gs:8` as scratch. Kept explicit so SMP is an array away.
+/// The per-CPU block. `syscall_entry` uses `user_rsp` at `gs:8` as scratch
+/// and loads `frame` from `gs:16`. Kept explicit so SMP is an array away.
 #[repr(C)]
 pub struct PerCpu {
     /// Top of the running thread's kernel stack.
     pub kernel_rsp: AtomicU64,
     /// The user stack pointer during syscall entry.
     pub user_rsp: AtomicU64,
+    /// Where the running thread's trap frame lies: the top of its kernel
+    /// stack minus the frame's size.
+    pub frame: AtomicU64,
 }
 
 /// CPU 0's block.
-pub static CPU0: PerCpu = PerCpu { kernel_rsp: AtomicU64::new(0), user_rsp: AtomicU64::new(0) };
+pub static CPU0: PerCpu =
+    PerCpu { kernel_rsp: AtomicU64::new(0), user_rsp: AtomicU64::new(0), frame: AtomicU64::new(0) };
 
 #[repr(C, packed)]
 struct Tss {
@@ -79,6 +83,7 @@ struct TablePointer {
 /// one the SYSCALL entry loads.
 pub fn set_kernel_stack(top: u64) {
     CPU0.kernel_rsp.store(top, Ordering::Relaxed);
+    CPU0.frame.store(top - crate::trap::FRAME_SIZE, Ordering::Relaxed);
     // SAFETY: single CPU, interrupts are off in the kernel, so nothing else
     // touches the TSS now; the field is written unaligned as the layout is packed.
     unsafe { core::ptr::addr_of_mut!(TSS.rsp[0]).write_unaligned(top) };

@@ -230,19 +230,75 @@ isr_stub_\n:
     ISR_NOERR \n
     .endr
 
+    /* The lean syscall entry. It builds only part of the frame at the
+       top of the running thread's kernel stack: rip, rflags, rsp, the
+       vector, the FPU/SSE state and the registers compiled code may
+       clobber (rax, rdi, rsi, rdx, r8, r9, r10). rbx, rbp and r12-r15 stay
+       in the CPU: compiled code preserves them. The kernel's
+       `iris_syscall_fast` either finishes the syscall (a fast-path IPC or a
+       query) and returns the frame to resume, or returns 0 and the entry
+       completes the frame for the general path. */
     .global syscall_entry
 syscall_entry:
     swapgs
     mov %rsp, %gs:8
-    mov %gs:0, %rsp
-    pushq $0x1b
-    pushq %gs:8
-    pushq %r11
-    pushq $0x23
-    pushq %rcx
+    mov %gs:16, %rsp
+    mov %rcx, {rip}(%rsp)
+    mov %r11, {rflags}(%rsp)
+    mov %gs:8, %rcx
     swapgs
-    pushq $0
-    pushq ${sysvec}
+    mov %rcx, {ursp}(%rsp)
+    movq ${sysvec}, {vector}(%rsp)
+    mov %rax, {rax}(%rsp)
+    mov %rdi, {rdi}(%rsp)
+    mov %rsi, {rsi}(%rsp)
+    mov %rdx, {rdx}(%rsp)
+    mov %r8, {r8}(%rsp)
+    mov %r9, {r9}(%rsp)
+    mov %r10, {r10}(%rsp)
+    fxsave64 (%rsp)
+    mov %rsp, %rdi
+    call iris_syscall_fast
+    test %rax, %rax
+    jz syscall_general
+
+    /* The lean exit: resume the frame returned. Its rax, rdi, rsi, rdx,
+       r8, r9 and r10 were written by the kernel (results, or what the
+       entry saved); rbx, rbp and r12-r15 are still in the CPU — the
+       caller's own, or a fast-path sender's message registers passing
+       through. rip came from a `syscall`, so it is canonical (no user page
+       below USER_END's last page is executable: see `docs/abi.md`). */
+    mov %rax, %rsp
+    fxrstor64 (%rsp)
+    mov {rax}(%rsp), %rax
+    mov {rdi}(%rsp), %rdi
+    mov {rsi}(%rsp), %rsi
+    mov {rdx}(%rsp), %rdx
+    mov {r8}(%rsp), %r8
+    mov {r9}(%rsp), %r9
+    mov {r10}(%rsp), %r10
+    mov {rip}(%rsp), %rcx
+    mov {rflags}(%rsp), %r11
+    mov {ursp}(%rsp), %rsp
+    sysretq
+
+    /* The general path: complete the frame as isr_common would have
+       built it, then go on from there. */
+syscall_general:
+    mov %rbx, {rbx}(%rsp)
+    mov %rbp, {rbp}(%rsp)
+    mov %r12, {r12}(%rsp)
+    mov %r13, {r13}(%rsp)
+    mov %r14, {r14}(%rsp)
+    mov %r15, {r15}(%rsp)
+    mov {rip}(%rsp), %rcx
+    mov %rcx, {rcx}(%rsp)
+    mov {rflags}(%rsp), %r11
+    mov %r11, {r11}(%rsp)
+    movq $0, {error}(%rsp)
+    movq ${ucs}, {cs}(%rsp)
+    movq ${uss}, {ss}(%rsp)
+    jmp isr_framed
 
 isr_common:
     push %rax
@@ -262,6 +318,7 @@ isr_common:
     push %r15
     sub $512, %rsp
     fxsave64 (%rsp)
+isr_framed:
     mov %rsp, %rdi
     cld
     call trap_dispatch
@@ -300,6 +357,30 @@ isr_stub_table:
     .endr
 "#,
     sysvec = const SYSCALL_VECTOR,
+    rip = const core::mem::offset_of!(TrapFrame, rip),
+    rflags = const core::mem::offset_of!(TrapFrame, rflags),
+    ursp = const core::mem::offset_of!(TrapFrame, rsp),
+    vector = const core::mem::offset_of!(TrapFrame, vector),
+    error = const core::mem::offset_of!(TrapFrame, error),
+    cs = const core::mem::offset_of!(TrapFrame, cs),
+    ss = const core::mem::offset_of!(TrapFrame, ss),
+    rax = const core::mem::offset_of!(TrapFrame, rax),
+    rbx = const core::mem::offset_of!(TrapFrame, rbx),
+    rcx = const core::mem::offset_of!(TrapFrame, rcx),
+    rdx = const core::mem::offset_of!(TrapFrame, rdx),
+    rsi = const core::mem::offset_of!(TrapFrame, rsi),
+    rdi = const core::mem::offset_of!(TrapFrame, rdi),
+    rbp = const core::mem::offset_of!(TrapFrame, rbp),
+    r8 = const core::mem::offset_of!(TrapFrame, r8),
+    r9 = const core::mem::offset_of!(TrapFrame, r9),
+    r10 = const core::mem::offset_of!(TrapFrame, r10),
+    r11 = const core::mem::offset_of!(TrapFrame, r11),
+    r12 = const core::mem::offset_of!(TrapFrame, r12),
+    r13 = const core::mem::offset_of!(TrapFrame, r13),
+    r14 = const core::mem::offset_of!(TrapFrame, r14),
+    r15 = const core::mem::offset_of!(TrapFrame, r15),
+    ucs = const crate::cpu::USER_CS,
+    uss = const crate::cpu::USER_SS,
     options(att_syntax)
 );
 

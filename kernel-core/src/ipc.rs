@@ -1137,95 +1137,121 @@ impl Ipc {
     }
 }
 
+/// The thread a fast path hands the CPU to, and what it receives besides
+/// the message registers (which the kernel passes through untouched).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FastPartner {
+    /// The thread.
+    pub thread: ThreadId,
+    /// Its task.
+    pub task: TaskId,
+    /// Its address space.
+    pub space: SpaceId,
+    /// Badge of the caller's token (0 for a reply).
+    pub badge: u64,
+    /// Reply token (0 for a reply).
+    pub reply: u64,
+}
+
 /// The fast paths: a call or reply-and-receive of a short message with no
-/// capabilities, whose partner is already waiting. Each runs its checks in
-/// order, gives up (`None`) at the first that fails — the caller then takes
-/// the general path — and after the last check commits with no way back.
-/// The end state equals the general path's; only the partner's result is
-/// returned directly instead of through [`Ipc::take_wakes`], so the kernel
-/// can switch straight to the partner.
+/// capabilities, whose partner is already waiting and may run now. Each runs
+/// its checks in order, gives up (`None`) at the first that fails — the
+/// caller then takes the general path — and after the last check commits
+/// with no way back. The end state equals the general path's; the partner's
+/// result is returned directly instead of through [`Ipc::take_wakes`], so
+/// the kernel can switch straight to it. The message itself never passes
+/// through the engine: its length is checked, its registers travel in the
+/// CPU.
+///
+/// `ready` is the highest priority of a thread ready to run: a partner of
+/// lower priority must not run first, so the fast path declines.
 impl Ipc {
-    /// Fast call: returns the server that now runs and what it received.
+    /// Fast call by the thread `t` through `token`: the server that now runs.
     pub fn fast_call(
         &mut self,
-        caps: &mut CapSpace,
+        caps: &CapSpace,
         t: ThreadId,
         token: u64,
         len: usize,
-        regs: [u64; MSG_REGS],
         rbuf: RecvBuf,
-    ) -> Option<(ThreadId, Received)> {
+        ready: Option<u8>,
+    ) -> Option<FastPartner> {
         if !self.fast_enabled || len > SHORT_MAX {
             return None;
         }
-        let me = self.thread(t)?;
-        let cap = caps.check(me.task, token, kind::ENDPOINT, rights::WRITE).ok()?;
+        let task = self.threads.get(t)?.as_ref()?.task;
+        let cap = caps.check(task, token, kind::ENDPOINT, rights::WRITE).ok()?;
         let ep_id = cap.object.id as usize;
-        let ep = self.endpoint(ep_id)?;
+        let ep = self.endpoints.get_mut(ep_id)?.as_mut()?;
         if ep.kind != EndpointKind::Sync || len > ep.max_msg {
             return None;
         }
         let server = *ep.receivers.front()?;
-        let server_thread = self.thread(server)?;
-        let server_task = server_thread.task;
-        if !matches!(server_thread.wait, Wait::Recv { rbuf, .. } if rbuf.cap >= len) {
+        let s = self.threads.get_mut(server)?.as_mut()?;
+        if !matches!(s.wait, Wait::Recv { rbuf, .. } if rbuf.cap >= len) || ready.is_some_and(|p| p > s.priority) {
             return None;
         }
+        let (server_task, space) = (s.task, s.space);
         if !self.replies.has_room(server_task) {
             return None;
         }
         // Commit.
-        let (reply_token, reply) = self.new_reply(t, server_task);
-        let got = Received { len, regs, badge: cap.badge, reply: reply_token, ..Received::default() };
-        self.ep(ep_id).receivers.pop_front();
-        self.count(ep_id, &got, true);
-        let s = self.th(server);
         s.wait = Wait::None;
         s.deadline = None;
+        ep.receivers.pop_front();
+        ep.stats.delivered += 1;
+        ep.stats.bytes += len as u64;
+        ep.stats.calls += 1;
+        let (reply_token, reply) = self.new_reply(t, server_task);
         let c = self.th(t);
         c.wait = Wait::Reply { reply, rbuf };
         c.deadline = None;
-        Some((server, got))
+        Some(FastPartner { thread: server, task: server_task, space, badge: cap.badge, reply: reply_token })
     }
 
-    /// Fast reply-and-receive: returns the caller that now runs and its reply.
+    /// Fast reply-and-receive by the server thread `t`: the caller that now
+    /// runs with its reply.
     #[allow(clippy::too_many_arguments)]
     pub fn fast_reply_receive(
         &mut self,
-        caps: &mut CapSpace,
+        caps: &CapSpace,
         t: ThreadId,
         reply_token: u64,
         len: usize,
-        regs: [u64; MSG_REGS],
         ep_token: u64,
         rbuf: RecvBuf,
-    ) -> Option<(ThreadId, Received)> {
+        ready: Option<u8>,
+    ) -> Option<FastPartner> {
         if !self.fast_enabled || len > SHORT_MAX {
             return None;
         }
-        let me = *self.thread(t)?;
-        let reply = self.replies.resolve(me.task, reply_token)?;
+        let task = self.threads.get(t)?.as_ref()?.task;
+        let reply = self.replies.resolve(task, reply_token)?;
         let caller = self.replies.get(&reply)?.caller?;
-        if !matches!(self.thread(caller)?.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len) {
+        let c = self.threads.get(caller)?.as_ref()?;
+        if !matches!(c.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len)
+            || ready.is_some_and(|p| p > c.priority)
+        {
             return None;
         }
-        let ecap = caps.check(me.task, ep_token, kind::ENDPOINT, rights::READ).ok()?;
+        let partner = FastPartner { thread: caller, task: c.task, space: c.space, badge: 0, reply: 0 };
+        let ecap = caps.check(task, ep_token, kind::ENDPOINT, rights::READ).ok()?;
         let ep_id = ecap.object.id as usize;
-        let ep = self.endpoint(ep_id)?;
+        let ep = self.endpoints.get_mut(ep_id)?.as_mut()?;
         if !ep.senders.is_empty() || !ep.queue.is_empty() {
             return None;
         }
         // Commit.
+        ep.stats.recv_blocks += 1;
         self.replies.remove(&reply);
         let c = self.th(caller);
         c.wait = Wait::None;
         c.deadline = None;
-        self.ep(ep_id).stats.recv_blocks += 1;
         self.enqueue(ep_id, t, false);
         let s = self.th(t);
         s.wait = Wait::Recv { ep: ep_id, token: ep_token, rbuf };
         s.deadline = None;
-        Some((caller, Received { len, regs, ..Received::default() }))
+        Some(partner)
     }
 }
 

@@ -306,6 +306,37 @@ impl W {
     }
 }
 
+/// The fast call as the kernel makes it: the message registers pass through
+/// the CPU, so the server receives `regs` as they are.
+fn fast_call(
+    ipc: &mut Ipc,
+    caps: &CapSpace,
+    t: ThreadId,
+    token: u64,
+    len: usize,
+    regs: [u64; MSG_REGS],
+    rbuf: RecvBuf,
+) -> Option<(ThreadId, Received)> {
+    let p = ipc.fast_call(caps, t, token, len, rbuf, None)?;
+    Some((p.thread, Received { len, regs, badge: p.badge, reply: p.reply, ..Received::default() }))
+}
+
+/// The fast reply-and-receive as the kernel makes it (see [`fast_call`]).
+#[allow(clippy::too_many_arguments)]
+fn fast_reply_receive(
+    ipc: &mut Ipc,
+    caps: &CapSpace,
+    t: ThreadId,
+    reply_token: u64,
+    len: usize,
+    regs: [u64; MSG_REGS],
+    ep_token: u64,
+    rbuf: RecvBuf,
+) -> Option<(ThreadId, Received)> {
+    let p = ipc.fast_reply_receive(caps, t, reply_token, len, ep_token, rbuf, None)?;
+    Some((p.thread, Received { len, regs, ..Received::default() }))
+}
+
 fn short(len: usize, regs: [u64; MSG_REGS]) -> Msg {
     Msg { len, regs, ..Msg::default() }
 }
@@ -1459,7 +1490,7 @@ fn a_full_table_refuses_capabilities_but_not_calls() {
     done(w.reply(2, got.reply, word(2)));
     assert_eq!(w.wakes(), [(0, Ok(word_received(2)))]);
     blocked(w.recv(2, ep, REGS, Timeout::Never));
-    let (server, got) = w.ipc.fast_call(&mut w.caps, 1, ep0, 8, [6; MSG_REGS], REGS).unwrap();
+    let (server, got) = fast_call(&mut w.ipc, &w.caps, 1, ep0, 8, [6; MSG_REGS], REGS).unwrap();
     assert_eq!(server, 2);
     assert_eq!(w.caps.slots_in_use_of(1), Ok(SLOTS));
     done(w.reply(2, got.reply, word(2)));
@@ -1505,7 +1536,7 @@ fn a_task_holds_at_most_256_reply_rights() {
     // keeps waiting; the fast path leaves it to the general one.
     blocked(w.recv(2, ep, REGS, Timeout::Never));
     let before = std::format!("{:?}", w.ipc);
-    assert!(w.ipc.fast_call(&mut w.caps, caller, ep0, 8, [0; MSG_REGS], REGS).is_none());
+    assert!(fast_call(&mut w.ipc, &w.caps, caller, ep0, 8, [0; MSG_REGS], REGS).is_none());
     assert_eq!(std::format!("{:?}", w.ipc), before);
     fails_with(w.call(caller, ep0, word(1002), REGS, Timeout::Never), Error::OutOfMemory);
     assert_eq!(std::format!("{:?}", w.ipc), before);
@@ -1515,7 +1546,7 @@ fn a_task_holds_at_most_256_reply_rights() {
     // One answered: room for one more call.
     done(w.reply(3, replies[7], word(7)));
     assert_eq!(w.wakes(), [(17, Ok(word_received(7)))]);
-    let (server, got) = w.ipc.fast_call(&mut w.caps, caller, ep0, 8, [0; MSG_REGS], REGS).unwrap();
+    let (server, got) = fast_call(&mut w.ipc, &w.caps, caller, ep0, 8, [0; MSG_REGS], REGS).unwrap();
     assert_eq!(server, 2);
     assert_eq!(w.ipc.replies_held(1), MAX_REPLIES_PER_TASK);
     // The new token names slot 7's next generation; the old one is stale.
@@ -1556,7 +1587,7 @@ fn reply_tokens_cannot_be_forged_or_passed_on() {
         assert_eq!(w.ipc.reply_token_info(1, f), Err(Error::NotFound.into()), "{f:#x}");
         assert_eq!(w.ipc.drop_reply(1, f), Err(Error::NotFound.into()), "{f:#x}");
         fails_with(w.reply(2, f, word(2)), Error::NotFound);
-        assert_eq!(w.ipc.fast_reply_receive(&mut w.caps, 2, f, 8, [0; MSG_REGS], ep, REGS), None);
+        assert_eq!(fast_reply_receive(&mut w.ipc, &w.caps, 2, f, 8, [0; MSG_REGS], ep, REGS), None);
     }
     assert_eq!(w.wakes(), []);
     // A live one is no endpoint; a forged one is not found.
@@ -2389,13 +2420,13 @@ fn check_fast(c: &FastCase, reply_receive: bool) -> Result<Option<bool>, TestCas
         let reply_token = fast.pick_reply(t, c.token);
         let ep_token = fast.pick_endpoint(t, c.ep_token);
         (
-            fast.w.ipc.fast_reply_receive(&mut fast.w.caps, t, reply_token, c.len, regs, ep_token, c.rbuf),
+            fast_reply_receive(&mut fast.w.ipc, &fast.w.caps, t, reply_token, c.len, regs, ep_token, c.rbuf),
             ep_token,
             reply_token,
         )
     } else {
         let ep_token = fast.pick_endpoint(t, c.token);
-        (fast.w.ipc.fast_call(&mut fast.w.caps, t, ep_token, c.len, regs, c.rbuf), ep_token, 0)
+        (fast_call(&mut fast.w.ipc, &fast.w.caps, t, ep_token, c.len, regs, c.rbuf), ep_token, 0)
     };
     prop_assert!(!fast.w.ipc.has_wakes());
     let Some((partner, got)) = r else {
@@ -2470,7 +2501,7 @@ fn short_messages_respect_the_stated_capacity_too() {
     // receiver and the caller waits.
     blocked(w.recv(2, ep, rb(0, 8), Timeout::Never));
     let before = std::format!("{:?}", w.ipc);
-    assert_eq!(w.ipc.fast_call(&mut w.caps, 0, ep0, 9, [0; MSG_REGS], REGS), None);
+    assert_eq!(fast_call(&mut w.ipc, &w.caps, 0, ep0, 9, [0; MSG_REGS], REGS), None);
     assert_eq!(std::format!("{:?}", w.ipc), before);
     blocked(w.call(0, ep0, short(9, [0; MSG_REGS]), rb(0, 8), Timeout::Never));
     assert_eq!(w.wakes(), [(2, Err(IpcError { error: Error::BufferTooSmall, detail: 9 }))]);
@@ -2478,18 +2509,18 @@ fn short_messages_respect_the_stated_capacity_too() {
     // The caller has room for 8 bytes: a longer reply is refused (fast and
     // general path alike) and the right stays.
     let before = std::format!("{:?}", w.ipc);
-    assert_eq!(w.ipc.fast_reply_receive(&mut w.caps, 2, got.reply, 9, [0; MSG_REGS], ep, REGS), None);
+    assert_eq!(fast_reply_receive(&mut w.ipc, &w.caps, 2, got.reply, 9, [0; MSG_REGS], ep, REGS), None);
     assert_eq!(std::format!("{:?}", w.ipc), before);
     let e = failed(w.reply_recv(2, got.reply, short(9, [0; MSG_REGS]), ep, REGS, Timeout::Never));
     assert_eq!(e, IpcError { error: Error::BufferTooSmall, detail: 9 });
     assert_eq!(w.ipc.reply_token_info(1, got.reply), Ok(()));
     assert_eq!(w.wait(2), Wait::None);
     // Exactly the capacity is fine, on the fast path too.
-    let (caller, back) = w.ipc.fast_reply_receive(&mut w.caps, 2, got.reply, 8, [7; MSG_REGS], ep, REGS).unwrap();
+    let (caller, back) = fast_reply_receive(&mut w.ipc, &w.caps, 2, got.reply, 8, [7; MSG_REGS], ep, REGS).unwrap();
     assert_eq!((caller, back.len, back.regs), (0, 8, [7; MSG_REGS]));
     assert!(matches!(w.wait(2), Wait::Recv { .. }));
     // An empty call or reply fits a zero-sized buffer.
-    let (server, req) = w.ipc.fast_call(&mut w.caps, 1, ep0, 0, [0; MSG_REGS], rb(0, 0)).unwrap();
+    let (server, req) = fast_call(&mut w.ipc, &w.caps, 1, ep0, 0, [0; MSG_REGS], rb(0, 0)).unwrap();
     assert_eq!((server, req.len), (2, 0));
     done(w.reply(2, req.reply, short(0, [0; MSG_REGS])));
     assert_eq!(w.wakes(), [(1, Ok(Received::default()))]);

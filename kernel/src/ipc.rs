@@ -11,7 +11,8 @@ use alloc::vec::Vec;
 use arch_x86_64::paging::{self, FrameSource};
 use arch_x86_64::trap::TrapFrame;
 use kernel_core::ipc::{
-    EndpointKind, Env, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS, SHORT_MAX,
+    EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, Received, RecvBuf, Side, SpaceId, Timeout, MSG_REGS,
+    SHORT_MAX,
 };
 
 const PAGE: u64 = 4096;
@@ -220,26 +221,6 @@ fn set_mrs(f: &mut TrapFrame, r: [u64; MSG_REGS]) {
     [f.r8, f.r9, f.r12, f.r13, f.r14, f.r15, f.rbx, f.rbp] = r;
 }
 
-/// Zeroes the bytes of `regs` past `len`, so no stale register content
-/// travels with a message.
-fn mask(mut regs: [u64; MSG_REGS], len: usize) -> [u64; MSG_REGS] {
-    if len >= SHORT_MAX {
-        return regs;
-    }
-    if len == 0 {
-        return [0; MSG_REGS];
-    }
-    for (i, r) in regs.iter_mut().enumerate() {
-        let start = i * 8;
-        if len <= start {
-            *r = 0;
-        } else if len < start + 8 {
-            *r &= (1u64 << (8 * (len - start))) - 1;
-        }
-    }
-    regs
-}
-
 /// Writes an IPC result into a frame (see `abi::ipc`).
 pub fn write_result(f: &mut TrapFrame, r: IpcResult) {
     match r {
@@ -248,8 +229,8 @@ pub fn write_result(f: &mut TrapFrame, r: IpcResult) {
             f.rdi = got.badge;
             f.rsi = got.reply;
             f.rdx = got.len as u64 | ((got.ncaps as u64) << abi_ipc::RESULT_NCAPS_SHIFT);
-            // Short payloads were masked when the sender's registers were
-            // read, so no stale bytes travel.
+            // A short message's registers arrive as the sender had them
+            // (all eight: the length says which bytes count).
             let mut regs = if got.len <= SHORT_MAX { got.regs } else { [0; MSG_REGS] };
             for i in 0..got.ncaps {
                 regs[MSG_REGS - 1 - i] = got.caps[i];
@@ -276,19 +257,19 @@ fn message(f: &TrapFrame) -> KResult<Msg> {
         msg.caps[i] = regs[MSG_REGS - 1 - i];
     }
     if len <= SHORT_MAX {
-        msg.regs = mask(regs, len);
+        msg.regs = regs;
     } else {
         msg.buf = regs[0];
     }
     Ok(msg)
 }
 
-/// The payload of a short message without capabilities — what the fast
+/// The length of a short message without capabilities — what the fast
 /// paths carry — or `None` for anything else.
-fn short_plain(f: &TrapFrame) -> Option<(usize, [u64; MSG_REGS])> {
-    let ncaps = (f.rax >> abi_ipc::NCAPS_SHIFT) & 7;
-    let len = ((f.rax >> abi_ipc::SEND_LEN_SHIFT) & abi_ipc::LEN_MASK) as usize;
-    (ncaps == 0 && len <= SHORT_MAX).then(|| (len, mask(mrs(f), len)))
+fn short_plain(rax: u64) -> Option<usize> {
+    let ncaps = (rax >> abi_ipc::NCAPS_SHIFT) & 7;
+    let len = ((rax >> abi_ipc::SEND_LEN_SHIFT) & abi_ipc::LEN_MASK) as usize;
+    (ncaps == 0 && len <= SHORT_MAX).then_some(len)
 }
 
 fn recv_buf(f: &TrapFrame) -> RecvBuf {
@@ -307,41 +288,43 @@ fn timeout(k: &Kernel, us: u64) -> Timeout {
     }
 }
 
-/// The IPC fast paths, tried on every syscall before anything else: a call
-/// or reply-and-receive of a short message without capabilities whose
-/// partner waits (see `Ipc::fast_call`, `Ipc::fast_reply_receive`). True if
-/// one was taken: the caller is blocked and the partner, its result
-/// written, runs next. False leaves everything as it was, for the general
-/// path.
+/// The IPC fast paths (see `Ipc::fast_call`, `Ipc::fast_reply_receive`):
+/// a call (`call`) or reply-and-receive of a short message without
+/// capabilities whose partner waits and may run before every ready thread
+/// of a priority above `ready`. If one was taken, the caller is in the
+/// engine's wait and the partner, out of it, is returned with the message
+/// length; the kernel has yet to block the caller and run the partner.
+/// `None` leaves everything as it was, for the general path.
 #[inline(always)]
-pub fn fast_syscall(k: &mut Kernel, f: &mut TrapFrame) -> bool {
-    let number = f.rax & abi_ipc::NUMBER_MASK;
-    (number == Sys::IpcCall as u64 || number == Sys::IpcReplyReceive as u64) && fast_ipc(k, f, number)
+pub fn try_fast(k: &mut Kernel, f: &TrapFrame, call: bool, ready: Option<u8>) -> Option<(FastPartner, usize)> {
+    // A server's receive must block without a deadline.
+    if !call && (f.rsi == 0 || f.rdx != abi_ipc::TIMEOUT_NEVER) {
+        return None;
+    }
+    let len = short_plain(f.rax)?;
+    let t = k.current();
+    let rbuf = recv_buf(f);
+    let p = if call {
+        k.ipc.fast_call(&k.caps, t, f.rdi, len, rbuf, ready)
+    } else {
+        k.ipc.fast_reply_receive(&k.caps, t, f.rsi, len, f.rdi, rbuf, ready)
+    }?;
+    Some((p, len))
 }
 
-#[inline(never)]
-fn fast_ipc(k: &mut Kernel, f: &mut TrapFrame, number: u64) -> bool {
-    if !k.ipc.fast_enabled {
-        return false;
-    }
+/// The IPC fast paths on the general path (after the lean path declined,
+/// for instance because a thread of higher priority than the partner is
+/// ready): the partner, its result written, is handed to the scheduler.
+pub fn fast_syscall(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    let number = f.rax & abi_ipc::NUMBER_MASK;
     let call = number == Sys::IpcCall as u64;
-    if !call && (f.rsi == 0 || f.rdx != abi_ipc::TIMEOUT_NEVER) {
+    if !call && number != Sys::IpcReplyReceive as u64 {
         return false;
     }
-    let Some((len, regs)) = short_plain(f) else { return false };
-    let t = k.current();
-    let taken = if call {
-        k.ipc.fast_call(&mut k.caps, t, f.rdi, len, regs, recv_buf(f))
-    } else {
-        k.ipc.fast_reply_receive(&mut k.caps, t, f.rsi, len, regs, f.rdi, recv_buf(f))
-    };
-    match taken {
-        Some((partner, got)) => {
-            k.deliver_direct(partner, Ok(got));
-            true
-        }
-        None => false,
-    }
+    let Some((p, len)) = try_fast(k, f, call, None) else { return false };
+    let got = Received { len, regs: mrs(f), badge: p.badge, reply: p.reply, ..Received::default() };
+    k.deliver_direct(p.thread, Ok(got));
+    true
 }
 
 /// Handles one of the IPC syscalls: the caller returns with its result

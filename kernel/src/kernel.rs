@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel_core::cap::{CapSpace, ObjectRef};
 use kernel_core::elfcheck;
 use kernel_core::image::Image;
-use kernel_core::ipc::{Ipc, IpcResult};
+use kernel_core::ipc::{FastPartner, Ipc, IpcResult};
 use kernel_core::manifest::{self, TaskSpec};
 use kernel_core::sched::ReadyQueues;
 use spin::Mutex;
@@ -309,6 +309,15 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
     }
     k.apply_wakes();
     k.dispatch()
+}
+
+/// The lean syscall path (`crate::fastpath`): the frame to resume, or 0
+/// for the general path.
+pub fn lean_syscall(frame: &mut TrapFrame) -> u64 {
+    match KERNEL.lock().as_mut() {
+        Some(k) => crate::fastpath::syscall(k, frame),
+        None => 0,
+    }
 }
 
 /// Result of a kernel-internal operation.
@@ -774,6 +783,36 @@ impl Kernel {
         }
         let next = self.ready.pop_highest().unwrap_or(IDLE);
         self.switch_to(next)
+    }
+
+    /// The highest priority of a ready thread.
+    pub fn ready_highest(&self) -> Option<u8> {
+        self.ready.highest()
+    }
+
+    /// Ends a fast-path IPC on the lean path: the running thread blocks in
+    /// IPC and `p`, which the engine just took out of its wait, runs now.
+    /// `result` writes its results into its saved frame. Returns that
+    /// frame.
+    pub fn fast_switch(&mut self, p: &FastPartner, result: impl FnOnce(&mut TrapFrame)) -> u64 {
+        let cur = self.current;
+        if let Some(t) = self.thread_mut(cur) {
+            t.state = ThreadState::Blocked(Wait::Ipc);
+        }
+        let Some(t) = self.thread_mut(p.thread) else {
+            // The engine and the kernel add and remove threads together.
+            panic!("fast-path partner {} has no thread record", p.thread);
+        };
+        t.state = ThreadState::Running;
+        let frame = t.frame;
+        trap::with_frame(frame, result);
+        self.switches += 1;
+        self.current = p.thread;
+        CURRENT_THREAD.store(p.thread, Ordering::Relaxed);
+        CURRENT_TASK.store(p.task, Ordering::Relaxed);
+        cpu::set_kernel_stack(frame + FRAME_SIZE);
+        paging::activate(p.space);
+        frame
     }
 
     fn switch_to(&mut self, next: usize) -> u64 {

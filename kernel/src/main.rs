@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+mod fastpath;
 mod ipc;
 mod kernel;
 mod memory;
@@ -51,6 +52,17 @@ pub fn iris_trap(frame: &mut TrapFrame) -> u64 {
         kernel_fault(frame);
     }
     kernel::trap(frame)
+}
+
+/// Every syscall, first: the lean path (see `fastpath`). Returns the frame
+/// to resume with the lean exit, or 0 for the general path.
+// SAFETY: the one symbol the arch crate's syscall entry calls, with the
+// C calling convention; the entry passes the frame it is building on the
+// running thread's kernel stack, valid and unaliased until we return.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn iris_syscall_fast(frame: &mut TrapFrame) -> u64 {
+    kernel::lean_syscall(frame)
 }
 
 fn kernel_fault(frame: &TrapFrame) -> ! {

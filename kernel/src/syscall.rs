@@ -27,10 +27,6 @@ fn ok0() -> Outcome {
     Done(Ok([0; 3]))
 }
 
-fn ok1(v: u64) -> Outcome {
-    Done(Ok([v, 0, 0]))
-}
-
 /// Handles the syscall whose registers are in `frame`.
 pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
     // IPC calls carry lengths in the upper bits of rax; the others must not.
@@ -80,9 +76,6 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
         Sys::CapDelete if is_reply_token(a[0]) => {
             Done(k.ipc.drop_reply(task, a[0]).map(|()| [0; 3]).map_err(|e| e.error))
         }
-        Sys::CapInspect if is_reply_token(a[0]) => {
-            Done(reply_token_check(k, task, a[0]).map(|()| [u64::from(kind::REPLY), rights::WRITE, 0]))
-        }
         Sys::CapCopy => Done(k.caps.copy(task, a[0]).map(|t| [t, 0, 0]).map_err(Error::from)),
         Sys::CapMint => Done(k.caps.mint(task, a[0], a[1], a[2]).map(|t| [t, 0, 0]).map_err(Error::from)),
         Sys::CapDelete => {
@@ -95,18 +88,34 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
             k.after_cap_changes();
             Done(r.map(|n| [n as u64, 0, 0]))
         }
-        Sys::CapInspect => {
-            Done(k.caps.lookup(task, a[0]).map(|c| [u64::from(c.object.kind), c.rights, c.badge]).map_err(Error::from))
-        }
-        Sys::Counter => match Counter::from_number(a[0]) {
-            None => Done(Err(Error::InvalidArgument)),
-            Some(Counter::QueueFrames) => ok1(k.task(task).map_or(0, |t| t.queue_frames as u64)),
-            Some(c) => ok1(counter(k, c)),
-        },
+        Sys::CapInspect | Sys::Counter => Done(query(k, sys, a[0]).unwrap_or(Err(Error::InvalidSyscall))),
         Sys::TaskSpawn => Done(task_spawn(k, task, a[0], a[1], a[2], a[3]).map(|t| [t, 0, 0])),
         Sys::TaskWait => task_wait(k, task, a[0]),
         _ => Done(Err(Error::InvalidSyscall)),
     }
+}
+
+/// The syscalls that only read kernel state and take one argument —
+/// `CapInspect` and `Counter` — answered for the running thread; `None` for
+/// any other. The lean path answers them too (`crate::fastpath`).
+pub fn query(k: &Kernel, sys: Sys, a0: u64) -> Option<KResult<[u64; 3]>> {
+    let task = k.current_task();
+    Some(match sys {
+        // Reply tokens name the IPC engine's reply records, not
+        // capabilities (see `dispatch`).
+        Sys::CapInspect if is_reply_token(a0) => {
+            reply_token_check(k, task, a0).map(|()| [u64::from(kind::REPLY), rights::WRITE, 0])
+        }
+        Sys::CapInspect => {
+            k.caps.lookup(task, a0).map(|c| [u64::from(c.object.kind), c.rights, c.badge]).map_err(Error::from)
+        }
+        Sys::Counter => match Counter::from_number(a0) {
+            None => Err(Error::InvalidArgument),
+            Some(Counter::QueueFrames) => Ok([k.task(task).map_or(0, |t| t.queue_frames as u64), 0, 0]),
+            Some(c) => Ok([counter(k, c), 0, 0]),
+        },
+        _ => return None,
+    })
 }
 
 fn is_reply_token(token: u64) -> bool {

@@ -73,7 +73,7 @@ pub fn build_system() -> Result<Built, String> {
             .current_dir(root())
             .args(["build", "--release", "--quiet", "-p", "kernel", "--target", target, "--target-dir"])
             .arg(&kdir)
-            .env("RUSTFLAGS", "-C code-model=kernel -C relocation-model=static -C force-frame-pointers=yes")
+            .env("RUSTFLAGS", "-C code-model=kernel -C relocation-model=static")
             .env_remove("CARGO_ENCODED_RUSTFLAGS"),
         "building the kernel",
     )?;
