@@ -232,7 +232,7 @@ isr_stub_\n:
 
     /* The lean syscall entry. It builds only part of the frame at the
        top of the running thread's kernel stack: rip, rflags, rsp, the
-       vector, the FPU/SSE state and the registers compiled code may
+       FPU/SSE state and the registers compiled code may
        clobber (rax, rdi, rsi, rdx, r8, r9, r10). rbx, rbp and r12-r15 stay
        in the CPU: compiled code preserves them. The kernel's
        `iris_syscall_fast` either finishes the syscall (a fast-path IPC or a
@@ -248,7 +248,6 @@ syscall_entry:
     mov %gs:8, %rcx
     swapgs
     mov %rcx, {ursp}(%rsp)
-    movq ${sysvec}, {vector}(%rsp)
     mov %rax, {rax}(%rsp)
     mov %rdi, {rdi}(%rsp)
     mov %rsi, {rsi}(%rsp)
@@ -296,6 +295,7 @@ syscall_general:
     mov {rflags}(%rsp), %r11
     mov %r11, {r11}(%rsp)
     movq $0, {error}(%rsp)
+    movq ${sysvec}, {vector}(%rsp)
     movq ${ucs}, {cs}(%rsp)
     movq ${uss}, {ss}(%rsp)
     jmp isr_framed

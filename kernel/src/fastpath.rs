@@ -15,37 +15,70 @@
 //! Anything else returns 0 and the entry stub completes the frame for the
 //! general path (`kernel::trap`), which gives the same results.
 
-use crate::kernel::Kernel;
+use crate::kernel::with_kernel;
 use abi::{ipc as abi_ipc, Sys};
-use arch_x86_64::trap::TrapFrame;
+use arch_x86_64::trap::{TrapFrame, SYSCALL_VECTOR};
 
 /// Handles the syscall whose (partly saved) frame is `f` if it can; returns
 /// the frame to resume with the lean exit, or 0 for the general path.
-pub fn syscall(k: &mut Kernel, f: &mut TrapFrame) -> u64 {
-    let number = f.rax & abi_ipc::NUMBER_MASK;
-    if number == Sys::IpcCall as u64 || number == Sys::IpcReplyReceive as u64 {
-        return ipc(k, f, number == Sys::IpcCall as u64);
+#[inline(always)]
+pub fn syscall(f: &mut TrapFrame) -> u64 {
+    const CALL: u64 = Sys::IpcCall as u64;
+    const REPLY_RECEIVE: u64 = Sys::IpcReplyReceive as u64;
+    const COUNTER: u64 = Sys::Counter as u64;
+    const INSPECT: u64 = Sys::CapInspect as u64;
+    let rax = f.rax;
+    // (Only IPC calls carry bits above the number.)
+    match rax & abi_ipc::NUMBER_MASK {
+        CALL => ipc(f, true),
+        REPLY_RECEIVE => ipc(f, false),
+        COUNTER if rax == COUNTER => counter(f),
+        INSPECT if rax == INSPECT => inspect(f),
+        _ => 0,
     }
-    // Only IPC calls carry bits above the number (the general path refuses
-    // them).
-    if f.rax >> 8 != 0 {
-        return 0;
-    }
-    let Some(r) = Sys::from_number(number).and_then(|sys| crate::syscall::query(k, sys, f.rdi)) else { return 0 };
-    crate::kernel::write_result(f, r);
-    f as *mut TrapFrame as u64
 }
 
-fn ipc(k: &mut Kernel, f: &TrapFrame, call: bool) -> u64 {
-    let ready = k.ready_highest();
-    let Some((p, len)) = crate::ipc::try_fast(k, f, call, ready) else { return 0 };
-    let (mr0, mr1) = (f.r8, f.r9);
-    k.fast_switch(&p, |pf| {
-        pf.rax = 0;
-        pf.rdi = p.badge;
-        pf.rsi = p.reply;
-        pf.rdx = len as u64;
-        pf.r8 = mr0;
-        pf.r9 = mr1;
+#[inline(never)]
+fn counter(f: &mut TrapFrame) -> u64 {
+    with_kernel(0, |k| {
+        match crate::syscall::counter_value(k, f.rdi) {
+            Ok(v) => {
+                f.rax = 0;
+                f.rdi = v;
+                f.rsi = 0;
+                f.rdx = 0;
+            }
+            Err(e) => f.rax = e as u64,
+        }
+        f as *mut TrapFrame as u64
+    })
+}
+
+#[inline(never)]
+fn inspect(f: &mut TrapFrame) -> u64 {
+    with_kernel(0, |k| {
+        let Some(r) = crate::syscall::query(k, Sys::CapInspect, f.rdi) else { return 0 };
+        crate::kernel::write_result(f, r);
+        f as *mut TrapFrame as u64
+    })
+}
+
+#[inline(never)]
+fn ipc(f: &mut TrapFrame, call: bool) -> u64 {
+    with_kernel(0, |k| {
+        let ready = k.ready_highest();
+        let Some((p, len)) = crate::ipc::try_fast(k, f, call, ready) else { return 0 };
+        // The caller blocks in a syscall (the entry leaves the vector to
+        // whoever needs the frame whole).
+        f.vector = SYSCALL_VECTOR;
+        let (mr0, mr1) = (f.r8, f.r9);
+        k.fast_switch(&p, |pf| {
+            pf.rax = 0;
+            pf.rdi = p.badge;
+            pf.rsi = p.reply;
+            pf.rdx = len as u64;
+            pf.r8 = mr0;
+            pf.r9 = mr1;
+        })
     })
 }

@@ -311,12 +311,15 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
     k.dispatch()
 }
 
-/// The lean syscall path (`crate::fastpath`): the frame to resume, or 0
-/// for the general path.
-pub fn lean_syscall(frame: &mut TrapFrame) -> u64 {
-    match KERNEL.lock().as_mut() {
-        Some(k) => crate::fastpath::syscall(k, frame),
-        None => 0,
+/// Runs `f` on the kernel state (the lean syscall path's way in; the
+/// general path holds it through [`trap`]); `none` before boot finished.
+/// The lock is never held when a syscall enters (one CPU, interrupts off in
+/// the kernel), so it is only tried.
+#[inline(always)]
+pub fn with_kernel<R>(none: R, f: impl FnOnce(&mut Kernel) -> R) -> R {
+    match KERNEL.try_lock().as_mut().and_then(|g| g.as_mut()) {
+        Some(k) => f(k),
+        None => none,
     }
 }
 

@@ -62,7 +62,7 @@ pub fn iris_trap(frame: &mut TrapFrame) -> u64 {
 #[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn iris_syscall_fast(frame: &mut TrapFrame) -> u64 {
-    kernel::lean_syscall(frame)
+    fastpath::syscall(frame)
 }
 
 fn kernel_fault(frame: &TrapFrame) -> ! {

@@ -98,22 +98,20 @@ fn dispatch(k: &mut Kernel, sys: Sys, a: [u64; 6]) -> Outcome {
 /// The syscalls that only read kernel state and take one argument —
 /// `CapInspect` and `Counter` — answered for the running thread; `None` for
 /// any other. The lean path answers them too (`crate::fastpath`).
+#[inline]
 pub fn query(k: &Kernel, sys: Sys, a0: u64) -> Option<KResult<[u64; 3]>> {
-    let task = k.current_task();
     Some(match sys {
+        Sys::Counter => counter_value(k, a0).map(|v| [v, 0, 0]),
         // Reply tokens name the IPC engine's reply records, not
         // capabilities (see `dispatch`).
         Sys::CapInspect if is_reply_token(a0) => {
-            reply_token_check(k, task, a0).map(|()| [u64::from(kind::REPLY), rights::WRITE, 0])
+            reply_token_check(k, k.current_task(), a0).map(|()| [u64::from(kind::REPLY), rights::WRITE, 0])
         }
-        Sys::CapInspect => {
-            k.caps.lookup(task, a0).map(|c| [u64::from(c.object.kind), c.rights, c.badge]).map_err(Error::from)
-        }
-        Sys::Counter => match Counter::from_number(a0) {
-            None => Err(Error::InvalidArgument),
-            Some(Counter::QueueFrames) => Ok([k.task(task).map_or(0, |t| t.queue_frames as u64), 0, 0]),
-            Some(c) => Ok([counter(k, c), 0, 0]),
-        },
+        Sys::CapInspect => k
+            .caps
+            .lookup(k.current_task(), a0)
+            .map(|c| [u64::from(c.object.kind), c.rights, c.badge])
+            .map_err(Error::from),
         _ => return None,
     })
 }
@@ -252,6 +250,18 @@ fn mem_unmap(k: &mut Kernel, task: usize, addr: u64, len: u64) -> KResult<()> {
     Ok(())
 }
 
+/// `Counter`: the value of counter number `n` (`InvalidArgument` for an
+/// unknown number).
+#[inline(always)]
+pub fn counter_value(k: &Kernel, n: u64) -> KResult<u64> {
+    match Counter::from_number(n) {
+        None => Err(Error::InvalidArgument),
+        Some(Counter::QueueFrames) => Ok(k.task(k.current_task()).map_or(0, |t| t.queue_frames as u64)),
+        Some(c) => Ok(counter(k, c)),
+    }
+}
+
+#[inline(never)]
 fn counter(k: &Kernel, c: Counter) -> u64 {
     match c {
         Counter::FreeFrames => k.frames.bits.free_frames() as u64,
