@@ -185,14 +185,15 @@ impl CapSpace {
     }
 
     /// The capability `token` names in `task`'s table.
+    #[inline]
     pub fn lookup(&self, task: TaskId, token: u64) -> Result<&Capability, CapError> {
-        let at = self.resolve(task, token)?;
-        Ok(&self.node(at).cap)
+        self.resolve_node(task, token).map(|(_, node)| &node.cap)
     }
 
     /// A copy of the capability `token` names, provided it names an object of
     /// `kind` and holds every right in `needed_rights`; otherwise
     /// [`CapError::PermissionDenied`].
+    #[inline]
     pub fn check(&self, task: TaskId, token: u64, kind: u8, needed_rights: u64) -> Result<Capability, CapError> {
         let cap = *self.lookup(task, token)?;
         if cap.object.kind != kind || cap.rights & needed_rights != needed_rights {
@@ -326,18 +327,22 @@ impl CapSpace {
 
     /// Decodes a token of `task` to the live slot it names.
     fn resolve(&self, task: TaskId, tok: u64) -> Result<SlotRef, CapError> {
+        self.resolve_node(task, tok).map(|(slot, _)| SlotRef { task, slot })
+    }
+
+    /// [`CapSpace::resolve`] with the node found. A token names a live
+    /// capability exactly when it equals the token of that slot: its index,
+    /// the slot's generation, the object's kind and no flags.
+    #[inline]
+    fn resolve_node(&self, task: TaskId, tok: u64) -> Result<(usize, &Node), CapError> {
         let table = self.table(task)?;
-        if token::flags(tok) != 0 {
-            return Err(CapError::NotFound);
-        }
         let slot = usize::try_from(token::index(tok)).map_err(|_| CapError::NotFound)?;
         let entry = table.slots.get(slot).ok_or(CapError::NotFound)?;
-        match entry.node {
-            Some(node) if entry.generation == token::generation(tok) && node.cap.object.kind == token::kind(tok) => {
-                Ok(SlotRef { task, slot })
-            }
-            _ => Err(CapError::NotFound),
+        let node = entry.node.as_ref().ok_or(CapError::NotFound)?;
+        if tok != token::make(slot as u64, entry.generation, node.cap.object.kind) {
+            return Err(CapError::NotFound);
         }
+        Ok((slot, node))
     }
 
     /// Resolves the source of a copy, mint or grant and checks it has GRANT.

@@ -319,9 +319,7 @@ impl ReplyTable {
                 self.slots.len() - 1
             }
         };
-        if r.holder >= self.held.len() {
-            self.held.resize(r.holder + 1, 0);
-        }
+        // (`Ipc::add_thread` sized `held` for every task with a thread.)
         self.held[r.holder] += 1;
         let slot = &mut self.slots[index];
         slot.1 = Some(r);
@@ -349,10 +347,17 @@ impl ReplyTable {
 
     fn remove(&mut self, id: &usize) -> Option<Reply> {
         let (i, generation) = Self::split(*id);
-        let slot = self.slots.get_mut(i).filter(|s| s.0 == generation && s.1.is_some())?;
+        self.slots.get(i).filter(|s| s.0 == generation && s.1.is_some())?;
+        self.take(i)
+    }
+
+    /// Empties slot `i` (its generation advances) and returns its reply.
+    #[inline(always)]
+    fn take(&mut self, i: usize) -> Option<Reply> {
+        let slot = self.slots.get_mut(i)?;
+        let r = slot.1.take()?;
         slot.0 = slot.0.wrapping_add(1);
         self.free.push(i as u32);
-        let r = slot.1.take()?;
         self.held[r.holder] -= 1;
         Some(r)
     }
@@ -423,6 +428,9 @@ impl Ipc {
             self.threads.resize(id + 1, None);
         }
         self.threads[id] = Some(IpcThread { task, space, priority, wait: Wait::None, deadline: None });
+        if task >= self.replies.held.len() {
+            self.replies.held.resize(task + 1, 0);
+        }
     }
 
     /// A thread's IPC view.
@@ -1167,6 +1175,7 @@ pub struct FastPartner {
 /// lower priority must not run first, so the fast path declines.
 impl Ipc {
     /// Fast call by the thread `t` through `token`: the server that now runs.
+    #[inline(always)]
     pub fn fast_call(
         &mut self,
         caps: &CapSpace,
@@ -1212,6 +1221,7 @@ impl Ipc {
     /// Fast reply-and-receive by the server thread `t`: the caller that now
     /// runs with its reply.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn fast_reply_receive(
         &mut self,
         caps: &CapSpace,
@@ -1227,7 +1237,8 @@ impl Ipc {
         }
         let task = self.threads.get(t)?.as_ref()?.task;
         let reply = self.replies.resolve(task, reply_token)?;
-        let caller = self.replies.get(&reply)?.caller?;
+        let slot = reply & (REPLY_SLOTS - 1);
+        let caller = self.replies.slots.get(slot)?.1?.caller?;
         let c = self.threads.get(caller)?.as_ref()?;
         if !matches!(c.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len)
             || ready.is_some_and(|p| p > c.priority)
@@ -1243,11 +1254,17 @@ impl Ipc {
         }
         // Commit.
         ep.stats.recv_blocks += 1;
-        self.replies.remove(&reply);
+        let queued = ep.receivers.is_empty() && {
+            ep.receivers.push_back(t);
+            true
+        };
+        self.replies.take(slot);
         let c = self.th(caller);
         c.wait = Wait::None;
         c.deadline = None;
-        self.enqueue(ep_id, t, false);
+        if !queued {
+            self.enqueue(ep_id, t, false);
+        }
         let s = self.th(t);
         s.wait = Wait::Recv { ep: ep_id, token: ep_token, rbuf };
         s.deadline = None;

@@ -15,9 +15,10 @@
 //! Anything else returns 0 and the entry stub completes the frame for the
 //! general path (`kernel::trap`), which gives the same results.
 
-use crate::kernel::with_kernel;
+use crate::kernel::{with_kernel, Kernel};
 use abi::{ipc as abi_ipc, Sys};
 use arch_x86_64::trap::{TrapFrame, SYSCALL_VECTOR};
+use kernel_core::ipc::FastPartner;
 
 /// Handles the syscall whose (partly saved) frame is `f` if it can; returns
 /// the frame to resume with the lean exit, or 0 for the general path.
@@ -30,8 +31,8 @@ pub fn syscall(f: &mut TrapFrame) -> u64 {
     let rax = f.rax;
     // (Only IPC calls carry bits above the number.)
     match rax & abi_ipc::NUMBER_MASK {
-        CALL => ipc(f, true),
-        REPLY_RECEIVE => ipc(f, false),
+        CALL => call(f),
+        REPLY_RECEIVE => reply_receive(f),
         COUNTER if rax == COUNTER => counter(f),
         INSPECT if rax == INSPECT => inspect(f),
         _ => 0,
@@ -64,21 +65,40 @@ fn inspect(f: &mut TrapFrame) -> u64 {
 }
 
 #[inline(never)]
-fn ipc(f: &mut TrapFrame, call: bool) -> u64 {
+fn call(f: &mut TrapFrame) -> u64 {
     with_kernel(0, |k| {
         let ready = k.ready_highest();
-        let Some((p, len)) = crate::ipc::try_fast(k, f, call, ready) else { return 0 };
-        // The caller blocks in a syscall (the entry leaves the vector to
-        // whoever needs the frame whole).
-        f.vector = SYSCALL_VECTOR;
-        let (mr0, mr1) = (f.r8, f.r9);
-        k.fast_switch(&p, |pf| {
-            pf.rax = 0;
-            pf.rdi = p.badge;
-            pf.rsi = p.reply;
-            pf.rdx = len as u64;
-            pf.r8 = mr0;
-            pf.r9 = mr1;
-        })
+        match crate::ipc::try_fast(k, f, true, ready) {
+            Some((p, len)) => switch(k, f, &p, len),
+            None => 0,
+        }
+    })
+}
+
+#[inline(never)]
+fn reply_receive(f: &mut TrapFrame) -> u64 {
+    with_kernel(0, |k| {
+        let ready = k.ready_highest();
+        match crate::ipc::try_fast(k, f, false, ready) {
+            Some((p, len)) => switch(k, f, &p, len),
+            None => 0,
+        }
+    })
+}
+
+/// The caller blocks; the partner gets its results and runs.
+#[inline(always)]
+fn switch(k: &mut Kernel, f: &mut TrapFrame, p: &FastPartner, len: usize) -> u64 {
+    // The caller blocks in a syscall (the entry leaves the vector to
+    // whoever needs the frame whole).
+    f.vector = SYSCALL_VECTOR;
+    let (mr0, mr1) = (f.r8, f.r9);
+    k.fast_switch(p, |pf| {
+        pf.rax = 0;
+        pf.rdi = p.badge;
+        pf.rsi = p.reply;
+        pf.rdx = len as u64;
+        pf.r8 = mr0;
+        pf.r9 = mr1;
     })
 }
