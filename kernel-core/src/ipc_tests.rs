@@ -2527,3 +2527,26 @@ fn short_messages_respect_the_stated_capacity_too() {
     w.kernel_after();
     w.check();
 }
+
+/// The fast paths hand the CPU to the partner only if no ready thread has a
+/// higher priority than the partner; otherwise they decline and change
+/// nothing (the kernel then takes the general path).
+#[test]
+fn fast_paths_decline_when_a_higher_priority_thread_is_ready() {
+    let (mut w, ep, ep0) = pair();
+    blocked(w.recv(2, ep, REGS, Timeout::Never));
+    let before = std::format!("{:?}", w.ipc);
+    assert_eq!(w.ipc.fast_call(&w.caps, 0, ep0, 8, REGS, Some(2)), None);
+    assert_eq!(std::format!("{:?}", w.ipc), before);
+    let p = w.ipc.fast_call(&w.caps, 0, ep0, 8, REGS, Some(1)).unwrap();
+    assert_eq!((p.thread, p.task), (2, 1));
+    assert_ne!(p.reply, 0);
+    let before = std::format!("{:?}", w.ipc);
+    assert_eq!(w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, Some(2)), None);
+    assert_eq!(std::format!("{:?}", w.ipc), before);
+    let back = w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, None).unwrap();
+    assert_eq!((back.thread, back.task, back.badge, back.reply), (0, 0, 0, 0));
+    assert!(matches!(w.wait(2), Wait::Recv { .. }));
+    assert_eq!(w.wait(0), Wait::None);
+    w.check();
+}

@@ -68,16 +68,39 @@ pub struct Message {
     pub ncaps: usize,
 }
 
-/// The registers of one IPC system call.
+/// The registers of one IPC system call (`docs/abi.md`), for code that
+/// builds calls itself: on entry what the kernel reads, after [`raw`] what
+/// it returned.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-struct Regs {
-    rax: u64,
-    rdi: u64,
-    rsi: u64,
-    rdx: u64,
-    r10: u64,
-    mr: [u64; MSG_REGS],
+pub struct Regs {
+    /// Number, capability count, send length, receive capacity; then the
+    /// status.
+    pub rax: u64,
+    /// Endpoint (or reply) token; then the sender's badge.
+    pub rdi: u64,
+    /// Reply token for reply-and-receive; then the reply token received.
+    pub rsi: u64,
+    /// Timeout in µs; then length and capabilities received.
+    pub rdx: u64,
+    /// Receive buffer address (unchanged).
+    pub r10: u64,
+    /// MR0–MR7.
+    pub mr: [u64; MSG_REGS],
+}
+
+/// Issues an IPC system call with exactly these registers, all eight
+/// message registers included, and stores what the kernel returned in `r`.
+///
+/// # Safety
+/// The kernel reads a long message from the address in MR0 and writes a
+/// long message received to `r10`, up to the capacity in `rax`: those
+/// ranges must be memory the caller may read, or write, with no other
+/// reference to it alive (the typed calls of this module take slices for
+/// that reason). Register-only calls (lengths and capacity at most 64)
+/// touch no memory.
+pub unsafe fn raw_ipc(r: &mut Regs) {
+    raw(r);
 }
 
 /// Issues an IPC system call with all message registers.

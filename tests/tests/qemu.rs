@@ -360,6 +360,19 @@ fn ipc_transfer_every_size_intact() {
     }
 }
 
+/// A short message's eight message registers arrive exactly as the sender
+/// loaded them, past its length too, on calls and replies; `r10` survives.
+/// Through the fast path (registers passed in the CPU) and the general path.
+#[test]
+fn ipc_message_registers_travel_whole() {
+    for cmdline in [None, Some("nofastpath")] {
+        let opts = RunOptions { cmdline: cmdline.map(String::from), ..Default::default() };
+        let b = boot_with("ipc-regs", opts);
+        b.no_line("FAILED").no_line("KERNEL").expect_status(0);
+        b.line("ipc-regs: PASS");
+    }
+}
+
 /// IPC waits end cleanly when the other side or the endpoint goes away:
 /// revoking a parent token wakes waiters on derived tokens with NotFound; a
 /// server that exits or faults holding a call, or deletes the reply token,
