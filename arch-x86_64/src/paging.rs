@@ -66,8 +66,13 @@ pub fn is_direct_mapped(addr: u64, len: u64) -> bool {
     addr >= PHYS_OFFSET && addr.checked_add(len).is_some_and(|e| e <= PHYS_OFFSET + end)
 }
 
+#[inline]
 fn table(phys: u64) -> &'static mut [u64; 512] {
-    assert!(phys.is_multiple_of(PAGE) && is_direct_mapped(PHYS_OFFSET + phys, PAGE), "page table outside RAM");
+    // SAFETY: written once during init, before any caller runs.
+    let end = unsafe { DIRECT_MAP_END };
+    // `end` is a multiple of the page size, so a page-aligned `phys` below
+    // it is a whole frame inside the direct map.
+    assert!(phys.is_multiple_of(PAGE) && phys < end, "page table outside RAM");
     // SAFETY: `phys` is a page-aligned frame in RAM (checked) that holds a
     // page table owned by the caller's address space; the kernel runs with
     // interrupts off on one CPU, so no other reference to it is live.
@@ -241,7 +246,9 @@ pub fn map_user(space: u64, va: u64, phys: u64, bits: u64, frames: &mut dyn Fram
     Ok(())
 }
 
-fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
+/// The page table (lowest level) holding user page `va`'s entry, if the
+/// tables above it are present and user-reachable.
+fn leaf_table(space: u64, va: u64) -> Option<u64> {
     if va >= abi::USER_END {
         return None;
     }
@@ -253,7 +260,86 @@ fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
         }
         t = e & ADDR_MASK;
     }
-    Some(&mut table(t)[((va >> 12) & 511) as usize])
+    Some(t)
+}
+
+fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
+    leaf_table(space, va).map(|t| &mut table(t)[((va >> 12) & 511) as usize])
+}
+
+/// The leaf entries of one user address space, reached through a cursor
+/// that remembers the last page table it walked to: consecutive pages cost
+/// one table walk per 2 MiB instead of one per page. The cursor must not
+/// outlive a change to the space's page-table structure (`map_user`,
+/// `unmap_user`, `destroy_space`); changing leaf entries through it or
+/// through [`set_user_pte`] is fine.
+pub struct UserPtes {
+    space: u64,
+    /// `va >> 21` of the cached page table (`u64::MAX`: none).
+    region: u64,
+    /// Physical address of the cached page table, checked to be a RAM frame.
+    pt: u64,
+}
+
+impl UserPtes {
+    /// A cursor over `space`'s user leaf entries.
+    pub fn new(space: u64) -> UserPtes {
+        UserPtes { space, region: u64::MAX, pt: 0 }
+    }
+
+    /// The address space this cursor walks.
+    pub fn space(&self) -> u64 {
+        self.space
+    }
+
+    #[inline]
+    fn slot(&mut self, va: u64) -> Option<&'static mut u64> {
+        if va >= abi::USER_END {
+            return None;
+        }
+        let region = va >> 21;
+        if region != self.region {
+            let pt = leaf_table(self.space, va)?;
+            // Checks that the table is a RAM frame once, here.
+            table(pt);
+            self.region = region;
+            self.pt = pt;
+        }
+        // SAFETY: `pt` passed `table`'s check (a page-aligned RAM frame in
+        // the direct map) when it was cached; it is a page table of this
+        // space, and the kernel runs with interrupts off on one CPU, so no
+        // other reference to the entry is live. The index is below 512.
+        Some(unsafe { &mut (*((PHYS_OFFSET + self.pt) as *mut [u64; 512]))[((va >> 12) & 511) as usize] })
+    }
+
+    /// The leaf entry of user page `va` if it is mapped (present).
+    #[inline]
+    pub fn get(&mut self, va: u64) -> Option<u64> {
+        self.slot(va).map(|e| *e).filter(|e| e & flags::PRESENT != 0)
+    }
+
+    /// The frame and leaf bits of user page `va`, if mapped for user access.
+    #[inline]
+    pub fn translate(&mut self, va: u64) -> Option<(u64, u64)> {
+        let e = self.get(va)?;
+        if e & flags::USER == 0 {
+            return None;
+        }
+        Some((e & ADDR_MASK, e & !ADDR_MASK))
+    }
+
+    /// Replaces the leaf entry of mapped user page `va` (frame and bits);
+    /// the caller accounts for the frames and flushes the TLB.
+    #[inline]
+    pub fn set(&mut self, va: u64, frame: u64, bits: u64) -> bool {
+        match self.slot(va) {
+            Some(e) if *e & flags::PRESENT != 0 => {
+                *e = (frame & ADDR_MASK) | bits | flags::PRESENT | flags::USER;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The leaf entry of a mapped user page.
@@ -420,7 +506,13 @@ pub fn copy_phys(src: u64, dst: u64, len: usize) {
     let (dp, doff) = (dst & !(PAGE - 1), (dst % PAGE) as usize);
     assert!(so + len <= PAGE as usize && doff + len <= PAGE as usize);
     assert!(is_direct_mapped(PHYS_OFFSET + sp, PAGE) && is_direct_mapped(PHYS_OFFSET + dp, PAGE));
-    // SAFETY: both ranges lie inside RAM frames (checked) reached through
-    // the direct map; `copy` tolerates overlap should both be the same frame.
-    unsafe { core::ptr::copy((PHYS_OFFSET + src) as *const u8, (PHYS_OFFSET + dst) as *mut u8, len) };
+    let (s, d) = ((PHYS_OFFSET + src) as *const u8, (PHYS_OFFSET + dst) as *mut u8);
+    if sp != dp {
+        // SAFETY: both ranges lie inside RAM frames (checked) reached through
+        // the direct map, and the frames differ, so the ranges are disjoint.
+        unsafe { core::ptr::copy_nonoverlapping(s, d, len) };
+    } else {
+        // SAFETY: as above; `copy` tolerates the overlap within one frame.
+        unsafe { core::ptr::copy(s, d, len) };
+    }
 }
