@@ -8,7 +8,7 @@ use crate::kernel::{KResult, Kernel};
 use crate::memory::Frames;
 use abi::{ipc as abi_ipc, kind, rights, Error, Sys};
 use alloc::vec::Vec;
-use arch_x86_64::paging::{self, FrameSource, UserPtes};
+use arch_x86_64::paging::{self, FrameSource, Pte, UserPtes};
 use arch_x86_64::trap::TrapFrame;
 use kernel_core::ipc::{
     EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, Received, RecvBuf, Side, SpaceId, Timeout, MSG_REGS,
@@ -53,13 +53,19 @@ fn range_ok(space: SpaceId, addr: u64, len: usize, write: bool) -> bool {
     if end > abi::USER_END {
         return false;
     }
+    use paging::flags::{COW, WRITE};
+    // A copy-on-write page counts as writable (see `page_ok`).
+    let need = if write { WRITE | COW } else { !0 };
     let mut ptes = UserPtes::new(space);
     let mut va = addr & !(PAGE - 1);
-    while va < end {
-        if page_ok(&mut ptes, va, write).is_none() {
+    let mut left = (end - va).div_ceil(PAGE) as usize;
+    while left > 0 {
+        let Some(run) = ptes.run(va, left) else { return false };
+        if !run.iter().all(|e| e.user() && e.get() & need != 0) {
             return false;
         }
-        va += PAGE;
+        va += run.len() as u64 * PAGE;
+        left -= run.len();
     }
     true
 }
@@ -121,22 +127,27 @@ impl KernelEnv<'_> {
         copy_stream(len, user_stream(from.0, from.1, false), user_stream(to.0, to.1, true))
     }
 
-    /// Shares the source page `src` into the destination at `dst` as a
-    /// copy-on-write mapping in both spaces; the destination's old frame is
-    /// released. Falls back to a copy if the frame cannot be shared.
-    fn remap_page(&mut self, from: &mut UserPtes, src: u64, to: &mut UserPtes, dst: u64) -> Result<(), Side> {
-        let spte = from.get(src).ok_or(Side::Source)?;
-        let dpte = to.get(dst).ok_or(Side::Destination)?;
+    /// Shares the source page `src` (entry `se`) into the destination at
+    /// `dst` (entry `de`) as a copy-on-write mapping in both spaces; the
+    /// destination's old frame is released. Falls back to a copy if the
+    /// frame cannot be shared.
+    fn remap_page(&mut self, from: (&mut UserPtes, u64, &Pte), to: (&mut UserPtes, u64, &Pte)) -> Result<(), Side> {
+        let (spte, dpte) = (from.2.get(), to.2.get());
+        if spte & paging::flags::PRESENT == 0 {
+            return Err(Side::Source);
+        }
+        if dpte & paging::flags::PRESENT == 0 {
+            return Err(Side::Destination);
+        }
         let frame = paging::pte_frame(spte);
         if !self.frames.share(frame) {
-            return self.plain_copy((from, src), (to, dst), PAGE as usize);
+            return self.plain_copy((from.0, from.1), (to.0, to.1), PAGE as usize);
         }
         if spte & paging::flags::WRITE != 0 {
-            let bits = (paging::pte_bits(spte) & !paging::flags::WRITE) | paging::flags::COW;
-            from.set(src, frame, bits);
+            from.2.set(frame, (paging::pte_bits(spte) & !paging::flags::WRITE) | paging::flags::COW);
         }
         let bits = (paging::pte_bits(dpte) & !paging::flags::WRITE) | paging::flags::COW | paging::flags::NO_EXECUTE;
-        to.set(dst, frame, bits);
+        to.2.set(frame, bits);
         self.frames.free_frame(paging::pte_frame(dpte));
         self.frames.remapped += 1;
         Ok(())
@@ -157,9 +168,17 @@ impl Env for KernelEnv<'_> {
         let delta = to.1.wrapping_sub(from.1);
         self.plain_copy((&mut src, from.1), (&mut dst, to.1), (first_full - start) as usize)?;
         let mut va = first_full;
-        while va < last_full {
-            self.remap_page(&mut src, va, &mut dst, va.wrapping_add(delta))?;
-            va += PAGE;
+        let mut left = ((last_full - first_full) / PAGE) as usize;
+        while left > 0 {
+            // The entries up to the end of the current source and
+            // destination page tables.
+            let s = src.run(va, left).ok_or(Side::Source)?;
+            let d = dst.run(va.wrapping_add(delta), s.len()).ok_or(Side::Destination)?;
+            for (se, de) in s.iter().zip(d) {
+                self.remap_page((&mut src, va, se), (&mut dst, va.wrapping_add(delta), de))?;
+                va += PAGE;
+            }
+            left -= d.len();
         }
         self.plain_copy((&mut src, last_full), (&mut dst, last_full.wrapping_add(delta)), (end - last_full) as usize)?;
         let current = paging::current_space();
