@@ -53,15 +53,20 @@ fn range_ok(space: SpaceId, addr: u64, len: usize, write: bool) -> bool {
     if end > abi::USER_END {
         return false;
     }
-    use paging::flags::{COW, WRITE};
-    // A copy-on-write page counts as writable (see `page_ok`).
-    let need = if write { WRITE | COW } else { !0 };
+    use paging::flags::{PRESENT, USER, WRITE};
+    // Bits of `!entry` that must be clear: present and user, and for a
+    // write also WRITE, where a copy-on-write page counts as writable (see
+    // `page_ok`): COW (bit 9) is folded onto WRITE (bit 1).
+    const _: () = assert!(paging::flags::COW == WRITE << 8);
+    let must = if write { PRESENT | USER | WRITE } else { PRESENT | USER };
     let mut ptes = UserPtes::new(space);
     let mut va = addr & !(PAGE - 1);
     let mut left = (end - va).div_ceil(PAGE) as usize;
     while left > 0 {
         let Some(run) = ptes.run(va, left) else { return false };
-        if !run.iter().all(|e| e.user() && e.get() & need != 0) {
+        // Branch-free over the run: collect every missing bit.
+        let missing = run.iter().fold(0, |m, e| m | !(e.get() | (e.get() & paging::flags::COW) >> 8));
+        if missing & must != 0 {
             return false;
         }
         va += run.len() as u64 * PAGE;
@@ -71,18 +76,25 @@ fn range_ok(space: SpaceId, addr: u64, len: usize, write: bool) -> bool {
 }
 
 /// Copies `len` bytes between two byte streams, each given as "physical
-/// address of byte `off` and how many bytes follow it contiguously".
+/// address of byte `off` and how many bytes follow it contiguously"; a
+/// stream is asked again only once its last run is used up.
 fn copy_stream(
     len: usize,
     mut src: impl FnMut(usize) -> Option<(u64, usize)>,
     mut dst: impl FnMut(usize) -> Option<(u64, usize)>,
 ) -> Result<(), Side> {
+    let (mut s, mut sn, mut d, mut dn) = (0, 0, 0, 0);
     let mut off = 0;
     while off < len {
-        let (s, sn) = src(off).ok_or(Side::Source)?;
-        let (d, dn) = dst(off).ok_or(Side::Destination)?;
+        if sn == 0 {
+            (s, sn) = src(off).ok_or(Side::Source)?;
+        }
+        if dn == 0 {
+            (d, dn) = dst(off).ok_or(Side::Destination)?;
+        }
         let n = sn.min(dn).min(len - off);
         paging::copy_phys(s, d, n);
+        (s, sn, d, dn) = (s + n as u64, sn - n, d + n as u64, dn - n);
         off += n;
     }
     Ok(())
@@ -123,6 +135,9 @@ impl KernelEnv<'_> {
     }
 
     fn plain_copy(&mut self, from: (&mut UserPtes, u64), to: (&mut UserPtes, u64), len: usize) -> Result<(), Side> {
+        if len == 0 {
+            return Ok(());
+        }
         self.make_private(to.0, to.1, len)?;
         copy_stream(len, user_stream(from.0, from.1, false), user_stream(to.0, to.1, true))
     }
