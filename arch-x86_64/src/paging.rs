@@ -6,6 +6,7 @@
 //! writable, neither executable. Each task has its own PML4 whose upper
 //! half is a copy of the kernel's.
 
+use core::cell::Cell;
 use core::ptr::addr_of;
 
 /// Where the kernel image is linked (physical address + this).
@@ -66,8 +67,13 @@ pub fn is_direct_mapped(addr: u64, len: u64) -> bool {
     addr >= PHYS_OFFSET && addr.checked_add(len).is_some_and(|e| e <= PHYS_OFFSET + end)
 }
 
+#[inline]
 fn table(phys: u64) -> &'static mut [u64; 512] {
-    assert!(phys.is_multiple_of(PAGE) && is_direct_mapped(PHYS_OFFSET + phys, PAGE), "page table outside RAM");
+    // SAFETY: written once during init, before any caller runs.
+    let end = unsafe { DIRECT_MAP_END };
+    // `end` is a multiple of the page size, so a page-aligned `phys` below
+    // it is a whole frame inside the direct map.
+    assert!(phys.is_multiple_of(PAGE) && phys < end, "page table outside RAM");
     // SAFETY: `phys` is a page-aligned frame in RAM (checked) that holds a
     // page table owned by the caller's address space; the kernel runs with
     // interrupts off on one CPU, so no other reference to it is live.
@@ -241,7 +247,9 @@ pub fn map_user(space: u64, va: u64, phys: u64, bits: u64, frames: &mut dyn Fram
     Ok(())
 }
 
-fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
+/// The page table (lowest level) holding user page `va`'s entry, if the
+/// tables above it are present and user-reachable.
+fn leaf_table(space: u64, va: u64) -> Option<u64> {
     if va >= abi::USER_END {
         return None;
     }
@@ -253,7 +261,127 @@ fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
         }
         t = e & ADDR_MASK;
     }
-    Some(&mut table(t)[((va >> 12) & 511) as usize])
+    Some(t)
+}
+
+fn leaf_entry(space: u64, va: u64) -> Option<&'static mut u64> {
+    leaf_table(space, va).map(|t| &mut table(t)[((va >> 12) & 511) as usize])
+}
+
+/// One user leaf entry, reached through [`UserPtes`]. Entries are cells:
+/// the kernel runs with interrupts off on one CPU and never holds a
+/// reference to an entry across anything that could free its table.
+#[repr(transparent)]
+pub struct Pte(Cell<u64>);
+
+impl Pte {
+    /// The raw entry (0 or without [`flags::PRESENT`]: unmapped).
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+
+    /// Whether the entry maps a page for user access.
+    #[inline]
+    pub fn user(&self) -> bool {
+        self.get() & (flags::PRESENT | flags::USER) == flags::PRESENT | flags::USER
+    }
+
+    /// Replaces a present entry with `frame` and `bits` (PRESENT and USER
+    /// are added); the caller accounts for the frames and flushes the TLB.
+    #[inline]
+    pub fn set(&self, frame: u64, bits: u64) {
+        self.0.set((frame & ADDR_MASK) | bits | flags::PRESENT | flags::USER);
+    }
+}
+
+/// The leaf entries of one user address space, reached through a cursor
+/// that remembers the last page table it walked to: consecutive pages cost
+/// one table walk per 2 MiB instead of one per page. The cursor and the
+/// entries it hands out must not outlive a change to the space's page-table
+/// structure (`map_user`, `unmap_user`, `destroy_space`); changing leaf
+/// entries through them or through [`set_user_pte`] is fine.
+pub struct UserPtes {
+    space: u64,
+    /// `va >> 21` of the cached page table (`u64::MAX`: none).
+    region: u64,
+    /// Physical address of the cached page table, checked to be a RAM frame.
+    pt: u64,
+}
+
+impl UserPtes {
+    /// A cursor over `space`'s user leaf entries.
+    pub fn new(space: u64) -> UserPtes {
+        UserPtes { space, region: u64::MAX, pt: 0 }
+    }
+
+    /// The address space this cursor walks.
+    pub fn space(&self) -> u64 {
+        self.space
+    }
+
+    /// The page table holding user page `va`'s entry.
+    #[inline]
+    fn leaf_table(&mut self, va: u64) -> Option<&'static [Pte; 512]> {
+        if va >= abi::USER_END {
+            return None;
+        }
+        let region = va >> 21;
+        if region != self.region {
+            let pt = leaf_table(self.space, va)?;
+            // Checks that the table is a RAM frame once, here.
+            table(pt);
+            self.region = region;
+            self.pt = pt;
+        }
+        // SAFETY: `pt` passed `table`'s check (a page-aligned RAM frame in
+        // the direct map) when it was cached, and it is a page table of
+        // this space. Entries are cells (`Pte` is a transparent `Cell<u64>`),
+        // so shared references to them may coexist; the kernel runs with
+        // interrupts off on one CPU.
+        Some(unsafe { &*((PHYS_OFFSET + self.pt) as *const [Pte; 512]) })
+    }
+
+    /// The entries of user pages `va, va + 4 KiB, …` (`va` page-aligned),
+    /// at most `pages` of them and never past the end of `va`'s page table;
+    /// `None` if that table is missing. Entries may be unmapped.
+    #[inline]
+    pub fn run(&mut self, va: u64, pages: usize) -> Option<&'static [Pte]> {
+        let t = self.leaf_table(va)?;
+        let i = ((va >> 12) & 511) as usize;
+        let n = pages.min(512 - i);
+        Some(&t[i..i + n])
+    }
+
+    /// The leaf entry of user page `va` if it is mapped (present).
+    #[inline]
+    pub fn get(&mut self, va: u64) -> Option<u64> {
+        let e = self.leaf_table(va)?[((va >> 12) & 511) as usize].get();
+        (e & flags::PRESENT != 0).then_some(e)
+    }
+
+    /// The frame and leaf bits of user page `va`, if mapped for user access.
+    #[inline]
+    pub fn translate(&mut self, va: u64) -> Option<(u64, u64)> {
+        let e = self.get(va)?;
+        if e & flags::USER == 0 {
+            return None;
+        }
+        Some((e & ADDR_MASK, e & !ADDR_MASK))
+    }
+
+    /// Replaces the leaf entry of mapped user page `va` (frame and bits);
+    /// the caller accounts for the frames and flushes the TLB.
+    #[inline]
+    pub fn set(&mut self, va: u64, frame: u64, bits: u64) -> bool {
+        match self.leaf_table(va) {
+            Some(t) if t[((va >> 12) & 511) as usize].get() & flags::PRESENT != 0 => {
+                t[((va >> 12) & 511) as usize].set(frame, bits);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The leaf entry of a mapped user page.
@@ -419,8 +547,17 @@ pub fn copy_phys(src: u64, dst: u64, len: usize) {
     let (sp, so) = (src & !(PAGE - 1), (src % PAGE) as usize);
     let (dp, doff) = (dst & !(PAGE - 1), (dst % PAGE) as usize);
     assert!(so + len <= PAGE as usize && doff + len <= PAGE as usize);
-    assert!(is_direct_mapped(PHYS_OFFSET + sp, PAGE) && is_direct_mapped(PHYS_OFFSET + dp, PAGE));
-    // SAFETY: both ranges lie inside RAM frames (checked) reached through
-    // the direct map; `copy` tolerates overlap should both be the same frame.
-    unsafe { core::ptr::copy((PHYS_OFFSET + src) as *const u8, (PHYS_OFFSET + dst) as *mut u8, len) };
+    // SAFETY: written once during init, before any caller runs.
+    let end = unsafe { DIRECT_MAP_END };
+    // Page-aligned frames below the (page-aligned) end of the direct map.
+    assert!(sp < end && dp < end);
+    let (s, d) = ((PHYS_OFFSET + src) as *const u8, (PHYS_OFFSET + dst) as *mut u8);
+    if sp != dp {
+        // SAFETY: both ranges lie inside RAM frames (checked) reached through
+        // the direct map, and the frames differ, so the ranges are disjoint.
+        unsafe { core::ptr::copy_nonoverlapping(s, d, len) };
+    } else {
+        // SAFETY: as above; `copy` tolerates the overlap within one frame.
+        unsafe { core::ptr::copy(s, d, len) };
+    }
 }

@@ -8,7 +8,7 @@ use crate::kernel::{KResult, Kernel};
 use crate::memory::Frames;
 use abi::{ipc as abi_ipc, kind, rights, Error, Sys};
 use alloc::vec::Vec;
-use arch_x86_64::paging::{self, FrameSource};
+use arch_x86_64::paging::{self, FrameSource, Pte, UserPtes};
 use arch_x86_64::trap::TrapFrame;
 use kernel_core::ipc::{
     EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, Received, RecvBuf, Side, SpaceId, Timeout, MSG_REGS,
@@ -38,8 +38,8 @@ pub struct KernelEnv<'a> {
 /// Default remap threshold (see `docs/ipc.md`).
 pub const REMAP_MIN: usize = 16 * 1024;
 
-fn page_ok(space: SpaceId, va: u64, write: bool) -> Option<u64> {
-    let (phys, bits) = paging::translate_user(space, va)?;
+fn page_ok(ptes: &mut UserPtes, va: u64, write: bool) -> Option<u64> {
+    let (phys, bits) = ptes.translate(va)?;
     // A copy-on-write page counts as writable: it is made private before
     // anything is written to it.
     if write && bits & (paging::flags::WRITE | paging::flags::COW) == 0 {
@@ -53,41 +53,57 @@ fn range_ok(space: SpaceId, addr: u64, len: usize, write: bool) -> bool {
     if end > abi::USER_END {
         return false;
     }
+    use paging::flags::{PRESENT, USER, WRITE};
+    // Bits of `!entry` that must be clear: present and user, and for a
+    // write also WRITE, where a copy-on-write page counts as writable (see
+    // `page_ok`): COW (bit 9) is folded onto WRITE (bit 1).
+    const _: () = assert!(paging::flags::COW == WRITE << 8);
+    let must = if write { PRESENT | USER | WRITE } else { PRESENT | USER };
+    let mut ptes = UserPtes::new(space);
     let mut va = addr & !(PAGE - 1);
-    while va < end {
-        if page_ok(space, va, write).is_none() {
+    let mut left = (end - va).div_ceil(PAGE) as usize;
+    while left > 0 {
+        let Some(run) = ptes.run(va, left) else { return false };
+        // Branch-free over the run: collect every missing bit.
+        let missing = run.iter().fold(0, |m, e| m | !(e.get() | (e.get() & paging::flags::COW) >> 8));
+        if missing & must != 0 {
             return false;
         }
-        va += PAGE;
+        va += run.len() as u64 * PAGE;
+        left -= run.len();
     }
     true
 }
 
 /// Copies `len` bytes between two byte streams, each given as "physical
-/// address of byte `off` and how many bytes follow it contiguously".
+/// address of byte `off` and how many bytes follow it contiguously"; a
+/// stream is asked again only once its last run is used up.
 fn copy_stream(
     len: usize,
     mut src: impl FnMut(usize) -> Option<(u64, usize)>,
     mut dst: impl FnMut(usize) -> Option<(u64, usize)>,
 ) -> Result<(), Side> {
+    let (mut s, mut sn, mut d, mut dn) = (0, 0, 0, 0);
     let mut off = 0;
     while off < len {
-        let (s, sn) = src(off).ok_or(Side::Source)?;
-        let (d, dn) = dst(off).ok_or(Side::Destination)?;
+        if sn == 0 {
+            (s, sn) = src(off).ok_or(Side::Source)?;
+        }
+        if dn == 0 {
+            (d, dn) = dst(off).ok_or(Side::Destination)?;
+        }
         let n = sn.min(dn).min(len - off);
         paging::copy_phys(s, d, n);
+        (s, sn, d, dn) = (s + n as u64, sn - n, d + n as u64, dn - n);
         off += n;
     }
     Ok(())
 }
 
-fn user_stream(space: SpaceId, addr: u64, write: bool) -> impl FnMut(usize) -> Option<(u64, usize)> {
+fn user_stream(ptes: &mut UserPtes, addr: u64, write: bool) -> impl FnMut(usize) -> Option<(u64, usize)> + '_ {
     move |off| {
         let va = addr.checked_add(off as u64)?;
-        if va >= abi::USER_END {
-            return None;
-        }
-        let phys = page_ok(space, va, write)?;
+        let phys = page_ok(ptes, va, write)?;
         Some((phys + va % PAGE, (PAGE - va % PAGE) as usize))
     }
 }
@@ -102,14 +118,15 @@ fn queue_stream(q: &QueueStore, slot: usize) -> impl FnMut(usize) -> Option<(u64
 
 impl KernelEnv<'_> {
     /// Makes every copy-on-write page of `[addr, addr + len)` private.
-    fn make_private(&mut self, space: SpaceId, addr: u64, len: usize) -> Result<(), Side> {
+    fn make_private(&mut self, ptes: &mut UserPtes, addr: u64, len: usize) -> Result<(), Side> {
         if len == 0 {
             return Ok(());
         }
+        let end = addr.checked_add(len as u64).ok_or(Side::Destination)?;
         let mut va = addr & !(PAGE - 1);
-        while va < addr + len as u64 {
-            let pte = paging::user_pte(space, va).ok_or(Side::Destination)?;
-            if pte & paging::flags::COW != 0 && !crate::memory::break_cow(self.frames, space, va) {
+        while va < end {
+            let pte = ptes.get(va).ok_or(Side::Destination)?;
+            if pte & paging::flags::COW != 0 && !crate::memory::break_cow_at(self.frames, ptes, va, pte) {
                 return Err(Side::Destination);
             }
             va += PAGE;
@@ -117,27 +134,35 @@ impl KernelEnv<'_> {
         Ok(())
     }
 
-    fn plain_copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+    fn plain_copy(&mut self, from: (&mut UserPtes, u64), to: (&mut UserPtes, u64), len: usize) -> Result<(), Side> {
+        if len == 0 {
+            return Ok(());
+        }
         self.make_private(to.0, to.1, len)?;
         copy_stream(len, user_stream(from.0, from.1, false), user_stream(to.0, to.1, true))
     }
 
-    /// Shares the source page `src` into the destination at `dst` as a
-    /// copy-on-write mapping in both spaces; the destination's old frame is
-    /// released. Falls back to a copy if the frame cannot be shared.
-    fn remap_page(&mut self, from: SpaceId, src: u64, to: SpaceId, dst: u64) -> Result<(), Side> {
-        let spte = paging::user_pte(from, src).ok_or(Side::Source)?;
-        let dpte = paging::user_pte(to, dst).ok_or(Side::Destination)?;
+    /// Shares the source page `src` (entry `se`) into the destination at
+    /// `dst` (entry `de`) as a copy-on-write mapping in both spaces; the
+    /// destination's old frame is released. Falls back to a copy if the
+    /// frame cannot be shared.
+    fn remap_page(&mut self, from: (&mut UserPtes, u64, &Pte), to: (&mut UserPtes, u64, &Pte)) -> Result<(), Side> {
+        let (spte, dpte) = (from.2.get(), to.2.get());
+        if spte & paging::flags::PRESENT == 0 {
+            return Err(Side::Source);
+        }
+        if dpte & paging::flags::PRESENT == 0 {
+            return Err(Side::Destination);
+        }
         let frame = paging::pte_frame(spte);
         if !self.frames.share(frame) {
-            return self.plain_copy((from, src), (to, dst), PAGE as usize);
+            return self.plain_copy((from.0, from.1), (to.0, to.1), PAGE as usize);
         }
         if spte & paging::flags::WRITE != 0 {
-            let bits = (paging::pte_bits(spte) & !paging::flags::WRITE) | paging::flags::COW;
-            paging::set_user_pte(from, src, frame, bits);
+            from.2.set(frame, (paging::pte_bits(spte) & !paging::flags::WRITE) | paging::flags::COW);
         }
         let bits = (paging::pte_bits(dpte) & !paging::flags::WRITE) | paging::flags::COW | paging::flags::NO_EXECUTE;
-        paging::set_user_pte(to, dst, frame, bits);
+        to.2.set(frame, bits);
         self.frames.free_frame(paging::pte_frame(dpte));
         self.frames.remapped += 1;
         Ok(())
@@ -146,22 +171,31 @@ impl KernelEnv<'_> {
 
 impl Env for KernelEnv<'_> {
     fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        let (mut src, mut dst) = (UserPtes::new(from.0), UserPtes::new(to.0));
         let (start, end) = (from.1, from.1 + len as u64);
         let first_full = start.next_multiple_of(PAGE);
         let last_full = end & !(PAGE - 1);
         if len < self.remap_min || start % PAGE != to.1 % PAGE || first_full >= last_full {
-            return self.plain_copy(from, to, len);
+            return self.plain_copy((&mut src, from.1), (&mut dst, to.1), len);
         }
         // Partial first and last pages are copied; whole pages in between
         // are shared copy-on-write.
         let delta = to.1.wrapping_sub(from.1);
-        self.plain_copy(from, to, (first_full - start) as usize)?;
+        self.plain_copy((&mut src, from.1), (&mut dst, to.1), (first_full - start) as usize)?;
         let mut va = first_full;
-        while va < last_full {
-            self.remap_page(from.0, va, to.0, va.wrapping_add(delta))?;
-            va += PAGE;
+        let mut left = ((last_full - first_full) / PAGE) as usize;
+        while left > 0 {
+            // The entries up to the end of the current source and
+            // destination page tables.
+            let s = src.run(va, left).ok_or(Side::Source)?;
+            let d = dst.run(va.wrapping_add(delta), s.len()).ok_or(Side::Destination)?;
+            for (se, de) in s.iter().zip(d) {
+                self.remap_page((&mut src, va, se), (&mut dst, va.wrapping_add(delta), de))?;
+                va += PAGE;
+            }
+            left -= d.len();
         }
-        self.plain_copy((from.0, last_full), (to.0, last_full.wrapping_add(delta)), (end - last_full) as usize)?;
+        self.plain_copy((&mut src, last_full), (&mut dst, last_full.wrapping_add(delta)), (end - last_full) as usize)?;
         let current = paging::current_space();
         if current == from.0 || current == to.0 {
             paging::flush_tlb();
@@ -203,12 +237,13 @@ impl Env for KernelEnv<'_> {
     }
     fn queue_store(&mut self, ep: usize, slot: usize, from: (SpaceId, u64), len: usize) -> Result<(), Side> {
         let q = self.queues.get(ep).and_then(Option::as_ref).ok_or(Side::Destination)?;
-        copy_stream(len, user_stream(from.0, from.1, false), queue_stream(q, slot))
+        copy_stream(len, user_stream(&mut UserPtes::new(from.0), from.1, false), queue_stream(q, slot))
     }
     fn queue_load(&mut self, ep: usize, slot: usize, to: (SpaceId, u64), len: usize) -> Result<(), Side> {
-        self.make_private(to.0, to.1, len)?;
+        let mut ptes = UserPtes::new(to.0);
+        self.make_private(&mut ptes, to.1, len)?;
         let q = self.queues.get(ep).and_then(Option::as_ref).ok_or(Side::Source)?;
-        copy_stream(len, queue_stream(q, slot), user_stream(to.0, to.1, true))
+        copy_stream(len, queue_stream(q, slot), user_stream(&mut ptes, to.1, true))
     }
 }
 

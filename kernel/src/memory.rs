@@ -5,7 +5,7 @@
 
 use alloc::vec::Vec;
 use arch_x86_64::multiboot::BootInfo;
-use arch_x86_64::paging::{self, FrameSource};
+use arch_x86_64::paging::{self, FrameSource, UserPtes};
 use kernel_core::frames::FrameBitmap;
 
 const PAGE: u64 = 4096;
@@ -97,7 +97,14 @@ impl Frames {
 /// a copy-on-write page.
 pub fn break_cow(frames: &mut Frames, space: u64, va: u64) -> bool {
     let va = va & !(PAGE - 1);
-    let Some(pte) = paging::user_pte(space, va) else { return false };
+    let mut ptes = UserPtes::new(space);
+    let Some(pte) = ptes.get(va) else { return false };
+    break_cow_at(frames, &mut ptes, va, pte)
+}
+
+/// [`break_cow`] for page `va` (page-aligned) whose leaf entry `pte` was
+/// just read through `ptes`.
+pub fn break_cow_at(frames: &mut Frames, ptes: &mut UserPtes, va: u64, pte: u64) -> bool {
     if pte & paging::flags::COW == 0 {
         return false;
     }
@@ -107,12 +114,12 @@ pub fn break_cow(frames: &mut Frames, space: u64, va: u64) -> bool {
         let Some(new) = frames.alloc_frame() else { return false };
         paging::copy_phys(old, new, PAGE as usize);
         frames.cow_copies += 1;
-        paging::set_user_pte(space, va, new, bits);
+        ptes.set(va, new, bits);
         frames.free_frame(old);
     } else {
-        paging::set_user_pte(space, va, old, bits);
+        ptes.set(va, old, bits);
     }
-    if paging::current_space() == space {
+    if paging::current_space() == ptes.space() {
         paging::invalidate(va);
     }
     true
