@@ -381,6 +381,8 @@ pub struct Ipc {
     /// Pending replies by number.
     replies: ReplyTable,
     wakes: Vec<(ThreadId, IpcResult)>,
+    /// No wait has a deadline before this tick (`u64::MAX`: none has one).
+    deadline_floor: u64,
     /// The task whose capability table holds capabilities in flight in
     /// asynchronous queues.
     holder: TaskId,
@@ -412,6 +414,7 @@ impl Ipc {
             endpoints: Vec::new(),
             replies: ReplyTable::default(),
             wakes: Vec::new(),
+            deadline_floor: u64::MAX,
             holder,
             fast_enabled: true,
         }
@@ -428,6 +431,13 @@ impl Ipc {
     /// A thread's IPC view.
     pub fn thread(&self, id: ThreadId) -> Option<&IpcThread> {
         self.threads.get(id).and_then(Option::as_ref)
+    }
+
+    /// A thread's task and address space (without copying its wait).
+    #[inline]
+    fn party(&self, id: ThreadId) -> Party {
+        let th = self.thread(id).expect("IPC thread registered");
+        Party { task: th.task, space: th.space }
     }
 
     fn th(&mut self, id: ThreadId) -> &mut IpcThread {
@@ -451,6 +461,21 @@ impl Ipc {
     /// Threads completed by the last operations, with their results.
     pub fn take_wakes(&mut self) -> Vec<(ThreadId, IpcResult)> {
         core::mem::take(&mut self.wakes)
+    }
+
+    /// Hands each thread completed by the last operations, with its
+    /// result, to `f` in order (what [`Ipc::take_wakes`] returns), keeping
+    /// the list's storage for the next ones.
+    #[inline]
+    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, IpcResult)) {
+        for (t, r) in self.wakes.drain(..) {
+            f(t, r);
+        }
+    }
+
+    /// How many threads are waiting to be woken.
+    pub fn wake_count(&self) -> usize {
+        self.wakes.len()
     }
 
     /// Whether any thread is waiting to be woken.
@@ -560,6 +585,9 @@ impl Ipc {
             Timeout::Until(d) => Some(d),
             _ => None,
         };
+        if let Timeout::Until(d) = timeout {
+            self.deadline_floor = self.deadline_floor.min(d);
+        }
         Outcome::Blocked
     }
 
@@ -591,7 +619,7 @@ impl Ipc {
         &self,
         caps: &CapSpace,
         env: &impl Env,
-        t: &IpcThread,
+        t: &Party,
         ep: &Endpoint,
         ep_token: u64,
         msg: &Msg,
@@ -680,6 +708,13 @@ impl Ipc {
     }
 }
 
+/// The side of an operation that is a thread: its task and space.
+#[derive(Clone, Copy, Debug)]
+struct Party {
+    task: TaskId,
+    space: SpaceId,
+}
+
 /// Where a message's bytes come from.
 #[derive(Clone, Copy, Debug)]
 enum Source {
@@ -722,7 +757,7 @@ impl Ipc {
         call: Option<RecvBuf>,
         timeout: Timeout,
     ) -> Result<Outcome, IpcError> {
-        let me = *self.thread(t).expect("IPC thread registered");
+        let me = self.party(t);
         let (ep_id, badge) = self.resolve_endpoint(caps, me.task, token, rights::WRITE)?;
         let ep = self.endpoint(ep_id).expect("resolved");
         self.check_msg(caps, env, &me, ep, token, &msg)?;
@@ -788,7 +823,7 @@ impl Ipc {
         caps: &mut CapSpace,
         env: &mut impl Env,
         ep_id: usize,
-        from: &IpcThread,
+        from: &Party,
         msg: &Msg,
         badge: u64,
     ) -> Result<(), IpcError> {
@@ -845,7 +880,7 @@ impl Ipc {
         rbuf: RecvBuf,
         timeout: Timeout,
     ) -> Result<Outcome, IpcError> {
-        let me = *self.thread(t).expect("IPC thread registered");
+        let me = self.party(t);
         let (ep_id, _) = self.resolve_endpoint(caps, me.task, token, rights::READ)?;
         // A queued message first (asynchronous endpoints).
         if let Some(q) = self.ep(ep_id).queue.front().copied() {
@@ -862,7 +897,14 @@ impl Ipc {
             while let Some(s) = self.ep(ep_id).senders.pop_front() {
                 let sender = *self.thread(s).expect("queued thread");
                 if let Wait::Send { msg, badge, .. } = sender.wait {
-                    match self.enqueue_message(caps, env, ep_id, &sender, &msg, badge) {
+                    match self.enqueue_message(
+                        caps,
+                        env,
+                        ep_id,
+                        &Party { task: sender.task, space: sender.space },
+                        &msg,
+                        badge,
+                    ) {
                         Ok(()) => {
                             self.wake(s, Ok(Received::default()));
                             break;
@@ -957,7 +999,7 @@ impl Ipc {
         token: u64,
         msg: Msg,
     ) -> Result<(), IpcError> {
-        let me = *self.thread(t).expect("IPC thread registered");
+        let me = self.party(t);
         let Some(id) = self.replies.resolve(me.task, token) else { return err(Error::NotFound) };
         let reply = *self.replies.get(&id).expect("resolved");
         if msg.ncaps > MAX_CAPS || msg.len > MAX_MSG_LIMIT {
@@ -1033,6 +1075,9 @@ impl Ipc {
 
     /// Times out every wait whose deadline is at or before `now`.
     pub fn expire(&mut self, now: u64) {
+        if self.deadline_floor > now {
+            return;
+        }
         let due: Vec<ThreadId> = self
             .threads
             .iter()
@@ -1042,6 +1087,7 @@ impl Ipc {
         for t in due {
             self.cancel(t, Error::Timeout);
         }
+        self.deadline_floor = self.next_deadline().unwrap_or(u64::MAX);
     }
 
     /// The earliest deadline of any wait.
