@@ -592,11 +592,16 @@ impl Kernel {
     /// makes them ready. With `direct`, a single thread woken while the
     /// running one blocked in IPC runs next if no higher priority is ready
     /// (as the fast path's partner does).
+    #[inline(always)]
     pub fn apply_wakes(&mut self, direct: bool) {
-        let n = self.ipc.wake_count();
-        if n == 0 {
-            return;
+        if self.ipc.has_wakes() {
+            self.wake_threads(direct);
         }
+    }
+
+    #[inline(never)]
+    fn wake_threads(&mut self, direct: bool) {
+        let n = self.ipc.wake_count();
         let direct = direct
             && n == 1
             && self.direct.is_none()
