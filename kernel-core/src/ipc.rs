@@ -386,6 +386,8 @@ pub struct Ipc {
     /// Pending replies by number.
     replies: ReplyTable,
     wakes: Vec<(ThreadId, IpcResult)>,
+    /// No wait has a deadline before this tick (`u64::MAX`: none has one).
+    deadline_floor: u64,
     /// The task whose capability table holds capabilities in flight in
     /// asynchronous queues.
     holder: TaskId,
@@ -417,6 +419,7 @@ impl Ipc {
             endpoints: Vec::new(),
             replies: ReplyTable::default(),
             wakes: Vec::new(),
+            deadline_floor: u64::MAX,
             holder,
             fast_enabled: true,
         }
@@ -436,6 +439,13 @@ impl Ipc {
     /// A thread's IPC view.
     pub fn thread(&self, id: ThreadId) -> Option<&IpcThread> {
         self.threads.get(id).and_then(Option::as_ref)
+    }
+
+    /// A thread's task and address space (without copying its wait).
+    #[inline]
+    fn party(&self, id: ThreadId) -> Party {
+        let th = self.thread(id).expect("IPC thread registered");
+        Party { task: th.task, space: th.space }
     }
 
     fn th(&mut self, id: ThreadId) -> &mut IpcThread {
@@ -461,7 +471,23 @@ impl Ipc {
         core::mem::take(&mut self.wakes)
     }
 
+    /// Hands each thread completed by the last operations, with its
+    /// result, to `f` in order (what [`Ipc::take_wakes`] returns), keeping
+    /// the list's storage for the next ones.
+    #[inline]
+    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, IpcResult)) {
+        for (t, r) in self.wakes.drain(..) {
+            f(t, r);
+        }
+    }
+
+    /// How many threads are waiting to be woken.
+    pub fn wake_count(&self) -> usize {
+        self.wakes.len()
+    }
+
     /// Whether any thread is waiting to be woken.
+    #[inline]
     pub fn has_wakes(&self) -> bool {
         !self.wakes.is_empty()
     }
@@ -568,6 +594,9 @@ impl Ipc {
             Timeout::Until(d) => Some(d),
             _ => None,
         };
+        if let Timeout::Until(d) = timeout {
+            self.deadline_floor = self.deadline_floor.min(d);
+        }
         Outcome::Blocked
     }
 
@@ -599,7 +628,7 @@ impl Ipc {
         &self,
         caps: &CapSpace,
         env: &impl Env,
-        t: &IpcThread,
+        t: &Party,
         ep: &Endpoint,
         ep_token: u64,
         msg: &Msg,
@@ -635,6 +664,17 @@ impl Ipc {
         rbuf: RecvBuf,
         call: bool,
     ) -> Result<Received, (Side, IpcError)> {
+        // A short message without capabilities (the usual one): the same
+        // checks in the same order, with nothing to copy or grant.
+        if msg.ncaps == 0 && msg.len <= SHORT_MAX {
+            if rbuf.cap < msg.len {
+                return Err((Side::Destination, IpcError { error: Error::BufferTooSmall, detail: msg.len as u64 }));
+            }
+            if call && !self.replies.has_room(self.thread(to).expect("receiver registered").task) {
+                return Err((Side::Source, IpcError::from(Error::OutOfMemory)));
+            }
+            return Ok(Received { len: msg.len, regs: msg.regs, badge, ..Received::default() });
+        }
         let (to_task, to_space) = {
             let r = self.thread(to).expect("receiver registered");
             (r.task, r.space)
@@ -688,6 +728,13 @@ impl Ipc {
     }
 }
 
+/// The side of an operation that is a thread: its task and space.
+#[derive(Clone, Copy, Debug)]
+struct Party {
+    task: TaskId,
+    space: SpaceId,
+}
+
 /// Where a message's bytes come from.
 #[derive(Clone, Copy, Debug)]
 enum Source {
@@ -730,7 +777,7 @@ impl Ipc {
         call: Option<RecvBuf>,
         timeout: Timeout,
     ) -> Result<Outcome, IpcError> {
-        let me = *self.thread(t).expect("IPC thread registered");
+        let me = self.party(t);
         let (ep_id, badge) = self.resolve_endpoint(caps, me.task, token, rights::WRITE)?;
         let ep = self.endpoint(ep_id).expect("resolved");
         self.check_msg(caps, env, &me, ep, token, &msg)?;
@@ -796,7 +843,7 @@ impl Ipc {
         caps: &mut CapSpace,
         env: &mut impl Env,
         ep_id: usize,
-        from: &IpcThread,
+        from: &Party,
         msg: &Msg,
         badge: u64,
     ) -> Result<(), IpcError> {
@@ -853,7 +900,7 @@ impl Ipc {
         rbuf: RecvBuf,
         timeout: Timeout,
     ) -> Result<Outcome, IpcError> {
-        let me = *self.thread(t).expect("IPC thread registered");
+        let me = self.party(t);
         let (ep_id, _) = self.resolve_endpoint(caps, me.task, token, rights::READ)?;
         // A queued message first (asynchronous endpoints).
         if let Some(q) = self.ep(ep_id).queue.front().copied() {
@@ -870,7 +917,14 @@ impl Ipc {
             while let Some(s) = self.ep(ep_id).senders.pop_front() {
                 let sender = *self.thread(s).expect("queued thread");
                 if let Wait::Send { msg, badge, .. } = sender.wait {
-                    match self.enqueue_message(caps, env, ep_id, &sender, &msg, badge) {
+                    match self.enqueue_message(
+                        caps,
+                        env,
+                        ep_id,
+                        &Party { task: sender.task, space: sender.space },
+                        &msg,
+                        badge,
+                    ) {
                         Ok(()) => {
                             self.wake(s, Ok(Received::default()));
                             break;
@@ -965,7 +1019,7 @@ impl Ipc {
         token: u64,
         msg: Msg,
     ) -> Result<(), IpcError> {
-        let me = *self.thread(t).expect("IPC thread registered");
+        let me = self.party(t);
         let Some(id) = self.replies.resolve(me.task, token) else { return err(Error::NotFound) };
         let reply = *self.replies.get(&id).expect("resolved");
         if msg.ncaps > MAX_CAPS || msg.len > MAX_MSG_LIMIT {
@@ -1040,7 +1094,14 @@ impl Ipc {
     }
 
     /// Times out every wait whose deadline is at or before `now`.
+    #[inline]
     pub fn expire(&mut self, now: u64) {
+        if self.deadline_floor <= now {
+            self.expire_due(now);
+        }
+    }
+
+    fn expire_due(&mut self, now: u64) {
         let due: Vec<ThreadId> = self
             .threads
             .iter()
@@ -1050,6 +1111,7 @@ impl Ipc {
         for t in due {
             self.cancel(t, Error::Timeout);
         }
+        self.deadline_floor = self.next_deadline().unwrap_or(u64::MAX);
     }
 
     /// The earliest deadline of any wait.

@@ -285,15 +285,18 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
             if crate::ipc::fast_syscall(k, frame) {
                 return k.dispatch();
             }
-            crate::syscall::handle(k, frame)
+            crate::syscall::handle(k, frame);
+            if k.caps.has_removed() {
+                k.after_cap_changes();
+            }
+            k.apply_wakes(true);
+            return k.dispatch();
         }
         cpu::TIMER_VECTOR => {
             cpu::end_of_interrupt();
             k.ticks += 1;
             k.resched = true;
-            if k.ipc.next_deadline().is_some_and(|d| d <= k.ticks) {
-                k.ipc.expire(k.ticks);
-            }
+            k.ipc.expire(k.ticks);
             if k.selftest_fault {
                 println!("[iris] self-test: faulting in kernel mode on purpose");
                 cpu::selftest_kernel_fault();
@@ -307,7 +310,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
     if k.caps.has_removed() {
         k.after_cap_changes();
     }
-    k.apply_wakes();
+    k.apply_wakes(false);
     k.dispatch()
 }
 
@@ -586,17 +589,37 @@ impl Kernel {
     }
 
     /// Finishes threads the IPC engine completed: writes their results and
-    /// makes them ready.
-    pub fn apply_wakes(&mut self) {
-        if !self.ipc.has_wakes() {
-            return;
+    /// makes them ready. With `direct`, a single thread woken while the
+    /// running one blocked in IPC runs next if no higher priority is ready
+    /// (as the fast path's partner does).
+    #[inline(always)]
+    pub fn apply_wakes(&mut self, direct: bool) {
+        if self.ipc.has_wakes() {
+            self.wake_threads(direct);
         }
-        for (t, r) in self.ipc.take_wakes() {
-            if self.thread(t).is_some_and(|x| x.state == ThreadState::Blocked(Wait::Ipc)) {
-                self.set_ipc_result(t, r);
-                self.make_ready(t);
+    }
+
+    #[inline(never)]
+    fn wake_threads(&mut self, direct: bool) {
+        let n = self.ipc.wake_count();
+        let direct = direct
+            && n == 1
+            && self.direct.is_none()
+            && self.thread(self.current).is_some_and(|t| t.state == ThreadState::Blocked(Wait::Ipc));
+        let Kernel { ipc, threads, ready, direct: next, .. } = self;
+        ipc.drain_wakes(|t, r| {
+            let Some(th) = threads.get_mut(t).and_then(Option::as_mut) else { return };
+            if th.state != ThreadState::Blocked(Wait::Ipc) {
+                return;
             }
-        }
+            trap::with_frame(th.frame, |f| crate::ipc::write_result(f, r));
+            if direct {
+                *next = Some(t);
+            } else {
+                th.state = ThreadState::Ready;
+                ready.push_back(t, th.priority);
+            }
+        });
     }
 
     fn set_ipc_result(&mut self, t: usize, r: IpcResult) {
