@@ -1316,10 +1316,12 @@ impl Ipc {
         }
         // Commit.
         ep.stats.recv_blocks += 1;
-        let queued = ep.receivers.is_empty() && {
+        // An empty receiver queue takes the server as is; otherwise by
+        // priority.
+        let queued = ep.receivers.is_empty();
+        if queued {
             ep.receivers.push_back(t);
-            true
-        };
+        }
         self.replies.take(slot);
         let c = self.th(caller);
         c.wait = Wait::None;

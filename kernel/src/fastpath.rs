@@ -66,20 +66,21 @@ fn inspect(f: &mut TrapFrame) -> u64 {
 
 #[inline(never)]
 fn call(f: &mut TrapFrame) -> u64 {
-    with_kernel(0, |k| {
-        let ready = k.ready_highest();
-        match crate::ipc::try_fast(k, f, true, ready) {
-            Some((p, len)) => switch(k, f, &p, len),
-            None => 0,
-        }
-    })
+    ipc(f, true)
 }
 
 #[inline(never)]
 fn reply_receive(f: &mut TrapFrame) -> u64 {
+    ipc(f, false)
+}
+
+/// One of the IPC fast paths (`call`: a call, else a reply-and-receive),
+/// inlined into each of the two functions above.
+#[inline(always)]
+fn ipc(f: &mut TrapFrame, call: bool) -> u64 {
     with_kernel(0, |k| {
         let ready = k.ready_highest();
-        match crate::ipc::try_fast(k, f, false, ready) {
+        match crate::ipc::try_fast(k, f, call, ready) {
             Some((p, len)) => switch(k, f, &p, len),
             None => 0,
         }

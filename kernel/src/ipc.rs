@@ -11,8 +11,7 @@ use alloc::vec::Vec;
 use arch_x86_64::paging::{self, FrameSource, Pte, UserPtes};
 use arch_x86_64::trap::TrapFrame;
 use kernel_core::ipc::{
-    EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, Received, RecvBuf, Side, SpaceId, Timeout, MSG_REGS,
-    SHORT_MAX,
+    EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS, SHORT_MAX,
 };
 
 const PAGE: u64 = 4096;
@@ -345,21 +344,6 @@ pub fn try_fast(k: &mut Kernel, f: &TrapFrame, call: bool, ready: Option<u8>) ->
         k.ipc.fast_reply_receive(&k.caps, t, f.rsi, len, f.rdi, rbuf, ready)
     }?;
     Some((p, len))
-}
-
-/// The IPC fast paths on the general path (after the lean path declined,
-/// for instance because a thread of higher priority than the partner is
-/// ready): the partner, its result written, is handed to the scheduler.
-pub fn fast_syscall(k: &mut Kernel, f: &mut TrapFrame) -> bool {
-    let number = f.rax & abi_ipc::NUMBER_MASK;
-    let call = number == Sys::IpcCall as u64;
-    if !call && number != Sys::IpcReplyReceive as u64 {
-        return false;
-    }
-    let Some((p, len)) = try_fast(k, f, call, None) else { return false };
-    let got = Received { len, regs: mrs(f), badge: p.badge, reply: p.reply, ..Received::default() };
-    k.deliver_direct(p.thread, Ok(got));
-    true
 }
 
 /// Handles one of the IPC syscalls: the caller returns with its result

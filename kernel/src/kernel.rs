@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel_core::cap::{CapSpace, ObjectRef};
 use kernel_core::elfcheck;
 use kernel_core::image::Image;
-use kernel_core::ipc::{FastPartner, Ipc, IpcResult};
+use kernel_core::ipc::{FastPartner, Ipc};
 use kernel_core::manifest::{self, TaskSpec};
 use kernel_core::sched::ReadyQueues;
 use spin::Mutex;
@@ -280,11 +280,8 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
     }
     match frame.vector {
         SYSCALL_VECTOR => {
-            // The IPC fast paths leave nothing for the general tail below
-            // (no wakes, no removed capabilities): straight to the partner.
-            if crate::ipc::fast_syscall(k, frame) {
-                return k.dispatch();
-            }
+            // (The lean path already tried the IPC fast paths; a call it
+            // declined takes the general path, which ends the same way.)
             crate::syscall::handle(k, frame);
             if k.caps.has_removed() {
                 k.after_cap_changes();
@@ -620,20 +617,6 @@ impl Kernel {
                 ready.push_back(t, th.priority);
             }
         });
-    }
-
-    fn set_ipc_result(&mut self, t: usize, r: IpcResult) {
-        if let Some(th) = self.thread(t) {
-            trap::with_frame(th.frame, |f| crate::ipc::write_result(f, r));
-        }
-    }
-
-    /// Gives a fast-path partner its result and runs it next; the current
-    /// thread blocks in IPC.
-    pub fn deliver_direct(&mut self, partner: usize, r: IpcResult) {
-        self.set_ipc_result(partner, r);
-        self.block_current(Wait::Ipc);
-        self.direct = Some(partner);
     }
 
     /// Destroys an endpoint (waiters woken with `NotFound`) and refunds its
