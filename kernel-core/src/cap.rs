@@ -112,6 +112,8 @@ pub struct CapSpace {
     /// Objects whose capabilities were removed since the last
     /// [`CapSpace::take_removed`] (one entry per removed capability).
     removed: Vec<ObjectRef>,
+    /// See [`CapSpace::epoch`].
+    epoch: u64,
 }
 
 impl CapSpace {
@@ -119,7 +121,23 @@ impl CapSpace {
     /// capabilities (capped at the 2^48 indices a token can carry).
     pub fn new(slots_per_task: usize) -> CapSpace {
         let index_limit = usize::try_from(token::INDEX_MASK).map_or(usize::MAX, |m| m + 1);
-        CapSpace { slots_per_task: slots_per_task.min(index_limit), tables: Vec::new(), in_use: 0, removed: Vec::new() }
+        CapSpace {
+            slots_per_task: slots_per_task.min(index_limit),
+            tables: Vec::new(),
+            in_use: 0,
+            removed: Vec::new(),
+            epoch: 0,
+        }
+    }
+
+    /// A counter that advances whenever a capability is removed and
+    /// whenever a table is added or removed. A capability never changes in
+    /// place, so a successful [`CapSpace::check`] of a token stays exact —
+    /// same capability, same rights and badge — for as long as the epoch has
+    /// not moved: that lets a caller remember a check and skip it next time.
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The most capabilities one task's table can hold.
@@ -142,6 +160,7 @@ impl CapSpace {
             self.tables.resize_with(task + 1, || None);
         }
         self.tables[task] = Some(Table { slots: Vec::new(), used: 0, lowest_free: 0 });
+        self.epoch += 1;
         Ok(())
     }
 
@@ -161,6 +180,7 @@ impl CapSpace {
             }
         }
         self.tables[task] = None;
+        self.epoch += 1;
         Ok(removed)
     }
 
@@ -402,6 +422,7 @@ impl CapSpace {
     fn remove(&mut self, at: SlotRef) {
         let node = *self.node(at);
         self.removed.push(node.cap.object);
+        self.epoch += 1;
         let mut last_child = None;
         let mut child = node.first_child;
         while let Some(c) = child {
@@ -534,6 +555,34 @@ mod tests {
         assert_eq!(abi::Error::from(CapError::TableFull), abi::Error::OutOfMemory);
         assert_eq!(abi::Error::from(CapError::NoSuchTask), abi::Error::NotFound);
         assert_eq!(abi::Error::from(CapError::TaskExists), abi::Error::InvalidState);
+    }
+
+    #[test]
+    fn the_epoch_moves_exactly_when_a_capability_or_table_goes() {
+        let mut s = space(2, 8);
+        let e0 = s.epoch();
+        let a = s.insert_root(0, THREAD_A, ALL).unwrap();
+        let b = s.copy(0, a).unwrap();
+        s.grant_to(0, a, 1, READ).unwrap();
+        s.mint(0, a, READ, 7).unwrap();
+        s.check(0, a, kind::THREAD, READ).unwrap();
+        assert_eq!(s.copy(0, a + 1000), Err(CapError::NotFound));
+        assert_eq!(s.epoch(), e0);
+        s.delete(0, b).unwrap();
+        let e1 = s.epoch();
+        assert!(e1 > e0);
+        assert_eq!(s.delete(0, b), Err(CapError::NotFound));
+        assert_eq!(s.epoch(), e1);
+        assert_eq!(s.revoke(0, a), Ok(2));
+        let e2 = s.epoch();
+        assert!(e2 > e1);
+        assert_eq!(s.revoke(0, a), Ok(0));
+        assert_eq!(s.epoch(), e2);
+        s.remove_task(1).unwrap();
+        let e3 = s.epoch();
+        assert!(e3 > e2);
+        s.add_task(1).unwrap();
+        assert!(s.epoch() > e3);
     }
 
     #[test]

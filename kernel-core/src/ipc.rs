@@ -257,6 +257,68 @@ pub struct IpcThread {
     pub wait: Wait,
     /// When the wait times out.
     pub deadline: Option<u64>,
+    /// The last endpoint capability the fast paths checked for it.
+    ep_cache: EpCache,
+}
+
+/// A remembered capability check of an endpoint token, exact while the
+/// capability space's epoch has not moved (see [`CapSpace::epoch`]). The
+/// default (token 0, which never names a capability, and no rights) grants
+/// nothing. It is a cache, not state: every result it gives equals a fresh
+/// check's, so it takes no part in comparing or printing a thread (an
+/// operation that fills it changes nothing else).
+#[derive(Clone, Copy, Default)]
+struct EpCache {
+    token: u64,
+    epoch: u64,
+    ep: usize,
+    badge: u64,
+    rights: u64,
+}
+
+impl PartialEq for EpCache {
+    fn eq(&self, _: &EpCache) -> bool {
+        true
+    }
+}
+
+impl Eq for EpCache {}
+
+impl core::fmt::Debug for EpCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("EpCache")
+    }
+}
+
+impl IpcThread {
+    /// The endpoint capability `token` names in this thread's task: from
+    /// the cache if the capability space did not change since it was
+    /// filled, else checked (the kind only) and remembered.
+    #[inline(always)]
+    fn cached_endpoint(&mut self, caps: &CapSpace, token: u64) -> Result<EpCache, CapError> {
+        let c = self.ep_cache;
+        if c.token == token && c.epoch == caps.epoch() {
+            return Ok(c);
+        }
+        self.fill_ep_cache(caps, token)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fill_ep_cache(&mut self, caps: &CapSpace, token: u64) -> Result<EpCache, CapError> {
+        let cap = caps.check(self.task, token, kind::ENDPOINT, 0)?;
+        self.ep_cache =
+            EpCache { token, epoch: caps.epoch(), ep: cap.object.id as usize, badge: cap.badge, rights: cap.rights };
+        Ok(self.ep_cache)
+    }
+
+    /// The endpoint and badge `token` names, if this thread's task holds
+    /// `right` on it (the fast paths' check).
+    #[inline(always)]
+    fn endpoint_right(&mut self, caps: &CapSpace, token: u64, right: u64) -> Option<(usize, u64)> {
+        let c = self.cached_endpoint(caps, token).ok()?;
+        (c.rights & right == right).then_some((c.ep, c.badge))
+    }
 }
 
 /// A pending reply: the task holding the right to reply, and who called
@@ -430,7 +492,8 @@ impl Ipc {
         if id >= self.threads.len() {
             self.threads.resize(id + 1, None);
         }
-        self.threads[id] = Some(IpcThread { task, space, priority, wait: Wait::None, deadline: None });
+        self.threads[id] =
+            Some(IpcThread { task, space, priority, wait: Wait::None, deadline: None, ep_cache: EpCache::default() });
         if task >= self.replies.held.len() {
             self.replies.held.resize(task + 1, 0);
         }
@@ -602,24 +665,30 @@ impl Ipc {
 
     // ----- checks shared by all operations -----
 
+    /// The endpoint and badge `token` names for thread `t`, which needs
+    /// `right` on it (the check is remembered per thread, see [`EpCache`]).
     fn resolve_endpoint(
-        &self,
+        &mut self,
         caps: &CapSpace,
-        task: TaskId,
+        t: ThreadId,
         token: u64,
         right: u64,
     ) -> Result<(usize, u64), IpcError> {
-        let cap = match caps.check(task, token, kind::ENDPOINT, right) {
-            Ok(cap) => cap,
+        let th = self.th(t);
+        let task = th.task;
+        let c = match th.cached_endpoint(caps, token) {
+            Ok(c) => c,
             // A live reply token is a token for the wrong kind of object.
             Err(_) if self.replies.resolve(task, token).is_some() => return err(Error::PermissionDenied),
             Err(e) => return Err(e.into()),
         };
-        let id = cap.object.id as usize;
-        if self.endpoint(id).is_none() {
+        if c.rights & right != right {
+            return err(Error::PermissionDenied);
+        }
+        if self.endpoint(c.ep).is_none() {
             return err(Error::NotFound);
         }
-        Ok((id, cap.badge))
+        Ok((c.ep, c.badge))
     }
 
     /// Checks a message against an endpoint and the sender's rights:
@@ -778,7 +847,7 @@ impl Ipc {
         timeout: Timeout,
     ) -> Result<Outcome, IpcError> {
         let me = self.party(t);
-        let (ep_id, badge) = self.resolve_endpoint(caps, me.task, token, rights::WRITE)?;
+        let (ep_id, badge) = self.resolve_endpoint(caps, t, token, rights::WRITE)?;
         let ep = self.endpoint(ep_id).expect("resolved");
         self.check_msg(caps, env, &me, ep, token, &msg)?;
         let is_async = matches!(ep.kind, EndpointKind::Async(_));
@@ -901,7 +970,7 @@ impl Ipc {
         timeout: Timeout,
     ) -> Result<Outcome, IpcError> {
         let me = self.party(t);
-        let (ep_id, _) = self.resolve_endpoint(caps, me.task, token, rights::READ)?;
+        let (ep_id, _) = self.resolve_endpoint(caps, t, token, rights::READ)?;
         // A queued message first (asynchronous endpoints).
         if let Some(q) = self.ep(ep_id).queue.front().copied() {
             let got = self
@@ -1250,9 +1319,7 @@ impl Ipc {
         if !self.fast_enabled || len > SHORT_MAX {
             return None;
         }
-        let task = self.threads.get(t)?.as_ref()?.task;
-        let cap = caps.check(task, token, kind::ENDPOINT, rights::WRITE).ok()?;
-        let ep_id = cap.object.id as usize;
+        let (ep_id, badge) = self.threads.get_mut(t)?.as_mut()?.endpoint_right(caps, token, rights::WRITE)?;
         let ep = self.endpoints.get_mut(ep_id)?.as_mut()?;
         if ep.kind != EndpointKind::Sync || len > ep.max_msg {
             return None;
@@ -1277,7 +1344,7 @@ impl Ipc {
         let c = self.th(t);
         c.wait = Wait::Reply { reply, rbuf };
         c.deadline = None;
-        Some(FastPartner { thread: server, task: server_task, space, badge: cap.badge, reply: reply_token })
+        Some(FastPartner { thread: server, task: server_task, space, badge, reply: reply_token })
     }
 
     /// Fast reply-and-receive by the server thread `t`: the caller that now
@@ -1308,8 +1375,7 @@ impl Ipc {
             return None;
         }
         let partner = FastPartner { thread: caller, task: c.task, space: c.space, badge: 0, reply: 0 };
-        let ecap = caps.check(task, ep_token, kind::ENDPOINT, rights::READ).ok()?;
-        let ep_id = ecap.object.id as usize;
+        let (ep_id, _) = self.threads.get_mut(t)?.as_mut()?.endpoint_right(caps, ep_token, rights::READ)?;
         let ep = self.endpoints.get_mut(ep_id)?.as_mut()?;
         if !ep.senders.is_empty() || !ep.queue.is_empty() {
             return None;

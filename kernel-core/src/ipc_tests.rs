@@ -2550,3 +2550,43 @@ fn fast_paths_decline_when_a_higher_priority_thread_is_ready() {
     assert_eq!(w.wait(0), Wait::None);
     w.check();
 }
+
+/// The fast paths and the general path remember each thread's last
+/// endpoint check; any capability removed anywhere makes them check again,
+/// so a deleted or revoked token stops working at once, and a token without
+/// the right is refused however often it was used for something else.
+#[test]
+fn a_remembered_endpoint_check_dies_with_the_capability() {
+    let (mut w, ep, ep0) = pair();
+    // Thread 0 calls on the fast path; its check of `ep0` is remembered.
+    blocked(w.recv(2, ep, REGS, Timeout::Never));
+    let p = w.ipc.fast_call(&w.caps, 0, ep0, 0, REGS, None).unwrap();
+    assert_eq!(p.thread, 2);
+    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, None).unwrap();
+    // A token of the same task that can only read: refused for a call on
+    // both paths, though it names the same endpoint.
+    let read_only = w.caps.mint(0, ep0, rights::READ, 0).unwrap();
+    assert_eq!(w.ipc.fast_call(&w.caps, 0, read_only, 0, REGS, None), None);
+    assert_eq!(
+        failed(w.call(0, read_only, short(0, [0; MSG_REGS]), REGS, Timeout::Never)).error,
+        Error::PermissionDenied
+    );
+    // `ep0` still works, then is deleted: refused at once on both paths.
+    let p = w.ipc.fast_call(&w.caps, 0, ep0, 0, REGS, None).unwrap();
+    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, None).unwrap();
+    w.caps.delete(0, ep0).unwrap();
+    assert_eq!(w.ipc.fast_call(&w.caps, 0, ep0, 0, REGS, None), None);
+    assert_eq!(failed(w.call(0, ep0, short(0, [0; MSG_REGS]), REGS, Timeout::Never)).error, Error::NotFound);
+    // The server's remembered receive token dies with a revoke of it.
+    let ep_copy = w.caps.copy(1, ep).unwrap();
+    let ep1 = w.give(1, ep, 0, rights::WRITE, 0);
+    let p = w.ipc.fast_call(&w.caps, 0, ep1, 0, REGS, None).unwrap();
+    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep_copy, REGS, None).unwrap();
+    let p = w.ipc.fast_call(&w.caps, 0, ep1, 0, REGS, None).unwrap();
+    w.caps.revoke(1, ep).unwrap();
+    assert_eq!(w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep_copy, REGS, None), None);
+    let e = failed(w.reply_recv(2, p.reply, short(0, [0; MSG_REGS]), ep_copy, REGS, Timeout::Never));
+    assert_eq!(e.error, Error::NotFound);
+    w.kernel_after();
+    w.check();
+}

@@ -811,6 +811,8 @@ pub struct TraceProfile {
     pub functions: Vec<(u64, u64, String)>,
     /// The path in order: (function, consecutive instructions).
     pub sequence: Vec<(String, u64)>,
+    /// Every instruction's address of the cheapest run, in order.
+    pub pcs: Vec<u64>,
 }
 
 /// Profiles the last `ops × runs` traced system calls: the syscall
@@ -873,7 +875,14 @@ pub fn profile(
         let partner_user = by_fn.get(USER_MODE).map_or(0, |e| e.0) - 1;
         let mut functions: Vec<(u64, u64, String)> = by_fn.into_iter().map(|(n, (i, c))| (i, c, n)).collect();
         functions.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
-        out.push(TraceProfile { total: seg.len() as u64, partner_user, runs: lens, functions, sequence });
+        out.push(TraceProfile {
+            total: seg.len() as u64,
+            partner_user,
+            runs: lens,
+            functions,
+            sequence,
+            pcs: seg.to_vec(),
+        });
     }
     Ok(out)
 }
@@ -1045,6 +1054,9 @@ pub fn trace_command() -> Result<bool, String> {
                 if fastpath { "on" } else { "off" },
                 path.join(" > ")
             );
+            let pcs: String = p.pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
+            let file = bench_dir().join(format!("trace-{op}-{}.pcs", if fastpath { "on" } else { "off" }));
+            std::fs::write(&file, pcs).map_err(|e| format!("{}: {e}", file.display()))?;
         }
         full.push('\n');
     }
