@@ -145,6 +145,7 @@ pub fn write_frame(at: u64, frame: &TrapFrame) {
 }
 
 /// Gives mutable access to the saved frame of a thread that is not running.
+#[inline(always)]
 pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
     // Frames live on kernel stacks in the direct map; everything from the
     // direct map's base up is kernel memory, never user memory.

@@ -291,32 +291,36 @@ impl core::fmt::Debug for EpCache {
 }
 
 impl IpcThread {
-    /// The endpoint capability `token` names in this thread's task: from
-    /// the cache if the capability space did not change since it was
-    /// filled, else checked (the kind only) and remembered.
+    /// The remembered check of `token`, if the capability space did not
+    /// change since it was made.
     #[inline(always)]
-    fn cached_endpoint(&mut self, caps: &CapSpace, token: u64) -> Result<EpCache, CapError> {
+    fn cached_endpoint(&self, caps: &CapSpace, token: u64) -> Option<EpCache> {
         let c = self.ep_cache;
-        if c.token == token && c.epoch == caps.epoch() {
-            return Ok(c);
-        }
-        self.fill_ep_cache(caps, token)
+        (c.token == token && c.epoch == caps.epoch()).then_some(c)
+    }
+
+    /// Remembers that `token` names the endpoint capability `cap`.
+    fn remember(&mut self, caps: &CapSpace, token: u64, cap: &Capability) -> EpCache {
+        self.ep_cache =
+            EpCache { token, epoch: caps.epoch(), ep: cap.object.id as usize, badge: cap.badge, rights: cap.rights };
+        self.ep_cache
     }
 
     #[cold]
     #[inline(never)]
-    fn fill_ep_cache(&mut self, caps: &CapSpace, token: u64) -> Result<EpCache, CapError> {
-        let cap = caps.check(self.task, token, kind::ENDPOINT, 0)?;
-        self.ep_cache =
-            EpCache { token, epoch: caps.epoch(), ep: cap.object.id as usize, badge: cap.badge, rights: cap.rights };
-        Ok(self.ep_cache)
+    fn check_endpoint(&mut self, caps: &CapSpace, token: u64) -> Option<EpCache> {
+        let cap = caps.check(self.task, token, kind::ENDPOINT, 0).ok()?;
+        Some(self.remember(caps, token, &cap))
     }
 
     /// The endpoint and badge `token` names, if this thread's task holds
     /// `right` on it (the fast paths' check).
     #[inline(always)]
     fn endpoint_right(&mut self, caps: &CapSpace, token: u64, right: u64) -> Option<(usize, u64)> {
-        let c = self.cached_endpoint(caps, token).ok()?;
+        let c = match self.cached_endpoint(caps, token) {
+            Some(c) => c,
+            None => self.check_endpoint(caps, token)?,
+        };
         (c.rights & right == right).then_some((c.ep, c.badge))
     }
 }
@@ -373,6 +377,7 @@ impl ReplyTable {
     }
 
     /// Inserts a reply (the caller checked [`ReplyTable::has_room`]).
+    #[inline(always)]
     fn insert(&mut self, r: Reply) -> usize {
         let index = match self.free.pop() {
             Some(i) => i as usize,
@@ -675,12 +680,17 @@ impl Ipc {
         right: u64,
     ) -> Result<(usize, u64), IpcError> {
         let th = self.th(t);
-        let task = th.task;
         let c = match th.cached_endpoint(caps, token) {
-            Ok(c) => c,
-            // A live reply token is a token for the wrong kind of object.
-            Err(_) if self.replies.resolve(task, token).is_some() => return err(Error::PermissionDenied),
-            Err(e) => return Err(e.into()),
+            Some(c) => c,
+            None => {
+                let task = th.task;
+                match caps.check(task, token, kind::ENDPOINT, right) {
+                    Ok(cap) => th.remember(caps, token, &cap),
+                    // A live reply token is a token for the wrong kind of object.
+                    Err(_) if self.replies.resolve(task, token).is_some() => return err(Error::PermissionDenied),
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
         if c.rights & right != right {
             return err(Error::PermissionDenied);
@@ -1054,6 +1064,7 @@ impl Ipc {
     /// A reply right for `caller`'s call, held by the server's task: its
     /// token and the reply's number. The caller checked
     /// [`ReplyTable::has_room`].
+    #[inline(always)]
     fn new_reply(&mut self, caller: ThreadId, server_task: TaskId) -> (u64, usize) {
         let id = self.replies.insert(Reply { holder: server_task, caller: Some(caller) });
         (reply_token(id), id)

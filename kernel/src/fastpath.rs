@@ -66,21 +66,21 @@ fn inspect(f: &mut TrapFrame) -> u64 {
 
 #[inline(never)]
 fn call(f: &mut TrapFrame) -> u64 {
-    ipc(f, true)
+    ipc::<true>(f)
 }
 
 #[inline(never)]
 fn reply_receive(f: &mut TrapFrame) -> u64 {
-    ipc(f, false)
+    ipc::<false>(f)
 }
 
-/// One of the IPC fast paths (`call`: a call, else a reply-and-receive),
+/// One of the IPC fast paths (`CALL`: a call, else a reply-and-receive),
 /// inlined into each of the two functions above.
 #[inline(always)]
-fn ipc(f: &mut TrapFrame, call: bool) -> u64 {
+fn ipc<const CALL: bool>(f: &mut TrapFrame) -> u64 {
     with_kernel(0, |k| {
         let ready = k.ready_highest();
-        match crate::ipc::try_fast(k, f, call, ready) {
+        match crate::ipc::try_fast(k, f, CALL, ready) {
             Some((p, len)) => switch(k, f, &p, len),
             None => 0,
         }
@@ -93,13 +93,5 @@ fn switch(k: &mut Kernel, f: &mut TrapFrame, p: &FastPartner, len: usize) -> u64
     // The caller blocks in a syscall (the entry leaves the vector to
     // whoever needs the frame whole).
     f.vector = SYSCALL_VECTOR;
-    let (mr0, mr1) = (f.r8, f.r9);
-    k.fast_switch(p, |pf| {
-        pf.rax = 0;
-        pf.rdi = p.badge;
-        pf.rsi = p.reply;
-        pf.rdx = len as u64;
-        pf.r8 = mr0;
-        pf.r9 = mr1;
-    })
+    k.fast_switch(p, [0, p.badge, p.reply, len as u64, f.r8, f.r9])
 }

@@ -800,10 +800,11 @@ impl Kernel {
     }
 
     /// Ends a fast-path IPC on the lean path: the running thread blocks in
-    /// IPC and `p`, which the engine just took out of its wait, runs now.
-    /// `result` writes its results into its saved frame. Returns that
+    /// IPC and `p`, which the engine just took out of its wait, runs now
+    /// with `regs` in its saved rax, rdi, rsi, rdx, r8 and r9. Returns its
     /// frame.
-    pub fn fast_switch(&mut self, p: &FastPartner, result: impl FnOnce(&mut TrapFrame)) -> u64 {
+    #[inline(always)]
+    pub fn fast_switch(&mut self, p: &FastPartner, regs: [u64; 6]) -> u64 {
         let cur = self.current;
         if let Some(t) = self.thread_mut(cur) {
             t.state = ThreadState::Blocked(Wait::Ipc);
@@ -814,7 +815,9 @@ impl Kernel {
         };
         t.state = ThreadState::Running;
         let frame = t.frame;
-        trap::with_frame(frame, result);
+        trap::with_frame(frame, |pf| {
+            [pf.rax, pf.rdi, pf.rsi, pf.rdx, pf.r8, pf.r9] = regs;
+        });
         self.switches += 1;
         self.current = p.thread;
         CURRENT_THREAD.store(p.thread, Ordering::Relaxed);
