@@ -347,13 +347,37 @@ const REPLY_SLOTS: usize = 1 << 16;
 /// slot is freed: numbers are not reused (for 2^32 reuses of a slot), so a
 /// reply right that outlived its call can never reach a later call. The
 /// reply token is the number itself in a token's index field, with kind
-/// `REPLY` (see [`reply_token`]). Lookups are one index and one compare.
-#[derive(Clone, Debug, Default)]
+/// `REPLY` (see [`reply_token`]). A slot keeps the token of its live reply,
+/// so a lookup is one index and one compare; free slots form a list
+/// through the slots themselves.
+#[derive(Clone, Debug)]
 struct ReplyTable {
-    slots: Vec<(u32, Option<Reply>)>,
-    free: Vec<u32>,
+    slots: Vec<ReplySlot>,
+    /// The first free slot ([`NO_SLOT`]: none).
+    free_head: u32,
     /// Reply rights held, by task.
     held: Vec<u16>,
+}
+
+/// One slot of the reply table.
+#[derive(Clone, Copy, Debug)]
+struct ReplySlot {
+    /// Advances whenever the slot is freed.
+    generation: u32,
+    /// The token of the live reply; 0 (which no reply token is) while free.
+    token: u64,
+    reply: Option<Reply>,
+    /// The next free slot while this one is free.
+    next_free: u32,
+}
+
+/// The end of the free-slot list.
+const NO_SLOT: u32 = u32::MAX;
+
+impl Default for ReplyTable {
+    fn default() -> ReplyTable {
+        ReplyTable { slots: Vec::new(), free_head: NO_SLOT, held: Vec::new() }
+    }
 }
 
 /// The reply token of reply number `id`.
@@ -372,49 +396,73 @@ impl ReplyTable {
     }
 
     /// Whether `task` may take one more reply right.
+    #[inline(always)]
     fn has_room(&self, task: TaskId) -> bool {
-        self.held_by(task) < MAX_REPLIES_PER_TASK && (!self.free.is_empty() || self.slots.len() < REPLY_SLOTS)
+        self.held_by(task) < MAX_REPLIES_PER_TASK && (self.free_head != NO_SLOT || self.slots.len() < REPLY_SLOTS)
     }
 
     /// Inserts a reply (the caller checked [`ReplyTable::has_room`]).
     #[inline(always)]
     fn insert(&mut self, r: Reply) -> usize {
-        let index = match self.free.pop() {
-            Some(i) => i as usize,
-            None => {
-                self.slots.push((0, None));
+        let index = match self.free_head {
+            NO_SLOT => {
+                self.slots.push(ReplySlot { generation: 0, token: 0, reply: None, next_free: NO_SLOT });
                 self.slots.len() - 1
+            }
+            i => {
+                let i = i as usize;
+                self.free_head = self.slots[i].next_free;
+                i
             }
         };
         // (`Ipc::add_thread` sized `held` for every task with a thread.)
         self.held[r.holder] += 1;
         let slot = &mut self.slots[index];
-        slot.1 = Some(r);
-        ((slot.0 as usize) << 16) | index
+        let id = ((slot.generation as usize) << 16) | index;
+        slot.token = reply_token(id);
+        slot.reply = Some(r);
+        id
+    }
+
+    /// Inserts a reply if its holder has room for one more: its token and
+    /// number.
+    #[inline(always)]
+    fn try_insert(&mut self, r: Reply) -> Option<(u64, usize)> {
+        if !self.has_room(r.holder) {
+            return None;
+        }
+        let id = self.insert(r);
+        Some((reply_token(id), id))
     }
 
     fn get(&self, id: &usize) -> Option<&Reply> {
         let (i, generation) = Self::split(*id);
-        self.slots.get(i).filter(|s| s.0 == generation).and_then(|s| s.1.as_ref())
+        self.slots.get(i).filter(|s| s.generation == generation).and_then(|s| s.reply.as_ref())
     }
 
     fn get_mut(&mut self, id: &usize) -> Option<&mut Reply> {
         let (i, generation) = Self::split(*id);
-        self.slots.get_mut(i).filter(|s| s.0 == generation).and_then(|s| s.1.as_mut())
+        self.slots.get_mut(i).filter(|s| s.generation == generation).and_then(|s| s.reply.as_mut())
+    }
+
+    /// The live reply `token` names if it is held by `task`, with its
+    /// number.
+    #[inline(always)]
+    fn lookup(&self, task: TaskId, token: u64) -> Option<(usize, &Reply)> {
+        let s = self.slots.get((token as usize) & (REPLY_SLOTS - 1))?;
+        let r = s.reply.as_ref().filter(|r| s.token == token && r.holder == task)?;
+        Some(((token & abi::token::INDEX_MASK) as usize, r))
     }
 
     /// The reply number `token` names if it is a live reply token held by
     /// `task`.
     fn resolve(&self, task: TaskId, token: u64) -> Option<usize> {
-        let i = (token as usize) & (REPLY_SLOTS - 1);
-        let (generation, reply) = self.slots.get(i)?;
-        let id = ((*generation as usize) << 16) | i;
-        (reply.is_some_and(|r| r.holder == task) && token == reply_token(id)).then_some(id)
+        self.lookup(task, token).map(|(id, _)| id)
     }
 
     fn remove(&mut self, id: &usize) -> Option<Reply> {
         let (i, generation) = Self::split(*id);
-        self.slots.get(i).filter(|s| s.0 == generation && s.1.is_some())?;
+        self.slots.get(i).filter(|s| s.generation == generation && s.reply.is_some())?;
         self.take(i)
     }
 
@@ -422,16 +470,34 @@ impl ReplyTable {
     #[inline(always)]
     fn take(&mut self, i: usize) -> Option<Reply> {
         let slot = self.slots.get_mut(i)?;
-        let r = slot.1.take()?;
-        slot.0 = slot.0.wrapping_add(1);
-        self.free.push(i as u32);
+        let r = slot.reply.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.token = 0;
+        slot.next_free = self.free_head;
+        self.free_head = i as u32;
         self.held[r.holder] -= 1;
         Some(r)
     }
 
     /// Pending replies with their numbers.
     fn iter(&self) -> impl Iterator<Item = (usize, &Reply)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| s.1.as_ref().map(|r| (((s.0 as usize) << 16) | i, r)))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.reply.as_ref().map(|r| (((s.generation as usize) << 16) | i, r)))
+    }
+
+    /// The free slots, in list order (at most one more than there are
+    /// slots, so that a cycle shows as a repeat).
+    #[cfg(test)]
+    fn free_slots(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut i = self.free_head;
+        while i != NO_SLOT && out.len() <= self.slots.len() {
+            out.push(i);
+            i = self.slots.get(i as usize).map_or(NO_SLOT, |s| s.next_free);
+        }
+        out
     }
 
     #[cfg(test)]
@@ -1341,17 +1407,14 @@ impl Ipc {
             return None;
         }
         let (server_task, space) = (s.task, s.space);
-        if !self.replies.has_room(server_task) {
-            return None;
-        }
-        // Commit.
+        let (reply_token, reply) = self.replies.try_insert(Reply { holder: server_task, caller: Some(t) })?;
+        // Commit (the reply right is the last check and the first change).
         s.wait = Wait::None;
         s.deadline = None;
         ep.receivers.pop_front();
         ep.stats.delivered += 1;
         ep.stats.bytes += len as u64;
         ep.stats.calls += 1;
-        let (reply_token, reply) = self.new_reply(t, server_task);
         let c = self.th(t);
         c.wait = Wait::Reply { reply, rbuf };
         c.deadline = None;
@@ -1376,9 +1439,9 @@ impl Ipc {
             return None;
         }
         let task = self.threads.get(t)?.as_ref()?.task;
-        let reply = self.replies.resolve(task, reply_token)?;
+        let (reply, r) = self.replies.lookup(task, reply_token)?;
         let slot = reply & (REPLY_SLOTS - 1);
-        let caller = self.replies.slots.get(slot)?.1?.caller?;
+        let caller = r.caller?;
         let c = self.threads.get(caller)?.as_ref()?;
         if !matches!(c.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len)
             || ready.is_some_and(|p| p > c.priority)

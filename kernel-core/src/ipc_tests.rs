@@ -597,10 +597,12 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
         assert_eq!(ipc.replies.held_by(task), n, "reply rights counted for task {task}");
         assert!(n <= MAX_REPLIES_PER_TASK, "task {task} holds {n} reply rights");
     }
-    let free: std::collections::BTreeSet<u32> = ipc.replies.free.iter().copied().collect();
-    assert_eq!(free.len(), ipc.replies.free.len(), "a reply slot is free twice");
+    let list = ipc.replies.free_slots();
+    let free: std::collections::BTreeSet<u32> = list.iter().copied().collect();
+    assert_eq!(free.len(), list.len(), "a reply slot is free twice");
     for (i, slot) in ipc.replies.slots.iter().enumerate() {
-        assert_eq!(slot.1.is_none(), free.contains(&(i as u32)), "reply slot {i}: free list");
+        assert_eq!(slot.reply.is_none(), free.contains(&(i as u32)), "reply slot {i}: free list");
+        assert_eq!(slot.token == 0, slot.reply.is_none(), "reply slot {i}: token");
     }
 }
 
