@@ -425,14 +425,34 @@ impl ReplyTable {
     }
 
     /// Inserts a reply if its holder has room for one more: its token and
-    /// number.
+    /// number. (What [`ReplyTable::has_room`] and [`ReplyTable::insert`]
+    /// do, with each table touched once.)
     #[inline(always)]
     fn try_insert(&mut self, r: Reply) -> Option<(u64, usize)> {
-        if !self.has_room(r.holder) {
+        let held = self.held.get_mut(r.holder)?;
+        if usize::from(*held) >= MAX_REPLIES_PER_TASK {
             return None;
         }
-        let id = self.insert(r);
-        Some((reply_token(id), id))
+        let (index, slot) = match self.slots.get_mut(self.free_head as usize) {
+            Some(slot) => {
+                let index = self.free_head as usize;
+                self.free_head = slot.next_free;
+                (index, slot)
+            }
+            None => {
+                let index = self.slots.len();
+                if index >= REPLY_SLOTS {
+                    return None;
+                }
+                self.slots.push(ReplySlot { generation: 0, token: 0, reply: None, next_free: NO_SLOT });
+                (index, self.slots.last_mut()?)
+            }
+        };
+        *held += 1;
+        let id = ((slot.generation as usize) << 16) | index;
+        slot.token = reply_token(id);
+        slot.reply = Some(r);
+        Some((slot.token, id))
     }
 
     fn get(&self, id: &usize) -> Option<&Reply> {
