@@ -1462,36 +1462,32 @@ impl Ipc {
         let (reply, r) = self.replies.lookup(task, reply_token)?;
         let slot = reply & (REPLY_SLOTS - 1);
         let caller = r.caller?;
-        let c = self.threads.get(caller)?.as_ref()?;
+        let [Some(s), Some(c)] = self.threads.get_disjoint_mut([t, caller]).ok()? else { return None };
         if !matches!(c.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len)
             || ready.is_some_and(|p| p > c.priority)
         {
             return None;
         }
         let partner = FastPartner { thread: caller, task: c.task, space: c.space, badge: 0, reply: 0 };
-        let (ep_id, _) = self.threads.get_mut(t)?.as_mut()?.endpoint_right(caps, ep_token, rights::READ)?;
+        let (ep_id, _) = s.endpoint_right(caps, ep_token, rights::READ)?;
         let ep = self.endpoints.get_mut(ep_id)?.as_mut()?;
         if !ep.senders.is_empty() || !ep.queue.is_empty() {
             return None;
         }
         // Commit.
         ep.stats.recv_blocks += 1;
-        // An empty receiver queue takes the server as is; otherwise by
-        // priority.
-        let queued = ep.receivers.is_empty();
-        if queued {
-            ep.receivers.push_back(t);
-        }
-        self.replies.take(slot);
-        let c = self.th(caller);
         c.wait = Wait::None;
         c.deadline = None;
-        if !queued {
-            self.enqueue(ep_id, t, false);
-        }
-        let s = self.th(t);
         s.wait = Wait::Recv { ep: ep_id, token: ep_token, rbuf };
         s.deadline = None;
+        self.replies.take(slot);
+        // An empty receiver queue takes the server as is; otherwise by
+        // priority.
+        if ep.receivers.is_empty() {
+            ep.receivers.push_back(t);
+        } else {
+            self.enqueue(ep_id, t, false);
+        }
         Some(partner)
     }
 }
