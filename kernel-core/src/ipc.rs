@@ -555,6 +555,7 @@ impl Ipc {
         !self.wakes.is_empty()
     }
 
+    #[inline]
     fn wake(&mut self, t: ThreadId, r: IpcResult) {
         let th = self.th(t);
         th.wait = Wait::None;
@@ -667,6 +668,7 @@ impl Ipc {
 
     /// The endpoint and badge `token` names for thread `t`, which needs
     /// `right` on it (the check is remembered per thread, see [`EpCache`]).
+    #[inline]
     fn resolve_endpoint(
         &mut self,
         caps: &CapSpace,
@@ -722,6 +724,7 @@ impl Ipc {
     /// Moves a message from `sender` (thread or queue) to a receiver.
     /// Checks everything first; on error nothing has changed.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn transfer(
         &mut self,
         caps: &mut CapSpace,
@@ -744,6 +747,23 @@ impl Ipc {
             }
             return Ok(Received { len: msg.len, regs: msg.regs, badge, ..Received::default() });
         }
+        self.transfer_long(caps, env, src, msg, badge, to, rbuf, call)
+    }
+
+    /// [`Ipc::transfer`] of a long message or one with capabilities.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn transfer_long(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        src: Source,
+        msg: &Msg,
+        badge: u64,
+        to: ThreadId,
+        rbuf: RecvBuf,
+        call: bool,
+    ) -> Result<Received, (Side, IpcError)> {
         let (to_task, to_space) = {
             let r = self.thread(to).expect("receiver registered");
             (r.task, r.space)
@@ -900,6 +920,7 @@ impl Ipc {
         Ok(self.block(t, Wait::Send { ep: ep_id, token, msg, badge, call }, timeout))
     }
 
+    #[inline]
     fn count(&mut self, ep: usize, got: &Received, call: bool) {
         let s = &mut self.ep(ep).stats;
         s.delivered += 1;
