@@ -538,10 +538,11 @@ impl Ipc {
     /// result, to `f` in order (what [`Ipc::take_wakes`] returns), keeping
     /// the list's storage for the next ones.
     #[inline]
-    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, IpcResult)) {
-        for (t, r) in self.wakes.drain(..) {
-            f(t, r);
+    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, &IpcResult)) {
+        for (t, r) in &self.wakes {
+            f(*t, r);
         }
+        self.wakes.clear();
     }
 
     /// How many threads are waiting to be woken.
@@ -637,6 +638,12 @@ impl Ipc {
     // ----- queues by priority -----
 
     fn enqueue(&mut self, ep: usize, t: ThreadId, senders: bool) {
+        self.enqueue_inline(ep, t, senders);
+    }
+
+    /// [`Ipc::enqueue`], inlined (the general path's blocking operations).
+    #[inline(always)]
+    fn enqueue_inline(&mut self, ep: usize, t: ThreadId, senders: bool) {
         let prio = self.th(t).priority;
         let threads = &self.threads;
         let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
@@ -968,7 +975,7 @@ impl Ipc {
             return err(Error::WouldBlock);
         }
         self.ep(ep_id).stats.send_blocks += 1;
-        self.enqueue(ep_id, t, true);
+        self.enqueue_inline(ep_id, t, true);
         Ok(self.block(t, Wait::Send { ep: ep_id, token, msg, badge, call }, timeout))
     }
 
@@ -1120,7 +1127,7 @@ impl Ipc {
             return err(Error::WouldBlock);
         }
         self.ep(ep_id).stats.recv_blocks += 1;
-        self.enqueue(ep_id, t, false);
+        self.enqueue_inline(ep_id, t, false);
         Ok(self.block(t, Wait::Recv { ep: ep_id, token, rbuf }, timeout))
     }
 
