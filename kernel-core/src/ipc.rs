@@ -629,10 +629,11 @@ impl Ipc {
     /// result, to `f` in order (what [`Ipc::take_wakes`] returns), keeping
     /// the list's storage for the next ones.
     #[inline]
-    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, IpcResult)) {
-        for (t, r) in self.wakes.drain(..) {
-            f(t, r);
+    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, &IpcResult)) {
+        for (t, r) in &self.wakes {
+            f(*t, r);
         }
+        self.wakes.clear();
     }
 
     /// How many threads are waiting to be woken.
@@ -646,6 +647,7 @@ impl Ipc {
         !self.wakes.is_empty()
     }
 
+    #[inline]
     fn wake(&mut self, t: ThreadId, r: IpcResult) {
         let th = self.th(t);
         th.wait = Wait::None;
@@ -727,6 +729,12 @@ impl Ipc {
     // ----- queues by priority -----
 
     fn enqueue(&mut self, ep: usize, t: ThreadId, senders: bool) {
+        self.enqueue_inline(ep, t, senders);
+    }
+
+    /// [`Ipc::enqueue`], inlined (the general path's blocking operations).
+    #[inline(always)]
+    fn enqueue_inline(&mut self, ep: usize, t: ThreadId, senders: bool) {
         let prio = self.th(t).priority;
         let threads = &self.threads;
         let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
@@ -741,6 +749,7 @@ impl Ipc {
         }
     }
 
+    #[inline]
     fn block(&mut self, t: ThreadId, wait: Wait, timeout: Timeout) -> Outcome {
         let th = self.th(t);
         th.wait = wait;
@@ -758,6 +767,7 @@ impl Ipc {
 
     /// The endpoint and badge `token` names for thread `t`, which needs
     /// `right` on it (the check is remembered per thread, see [`EpCache`]).
+    #[inline]
     fn resolve_endpoint(
         &mut self,
         caps: &CapSpace,
@@ -818,6 +828,7 @@ impl Ipc {
     /// Moves a message from `sender` (thread or queue) to a receiver.
     /// Checks everything first; on error nothing has changed.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn transfer(
         &mut self,
         caps: &mut CapSpace,
@@ -829,17 +840,74 @@ impl Ipc {
         rbuf: RecvBuf,
         call: bool,
     ) -> Result<Received, (Side, IpcError)> {
-        // A short message without capabilities (the usual one): the same
-        // checks in the same order, with nothing to copy or grant.
-        if msg.ncaps == 0 && msg.len <= SHORT_MAX {
-            if rbuf.cap < msg.len {
-                return Err((Side::Destination, IpcError { error: Error::BufferTooSmall, detail: msg.len as u64 }));
-            }
-            if call && !self.replies.has_room(self.thread(to).expect("receiver registered").task) {
-                return Err((Side::Source, IpcError::from(Error::OutOfMemory)));
-            }
-            return Ok(Received { len: msg.len, regs: msg.regs, badge, ..Received::default() });
+        if is_plain(msg) {
+            self.plain_checks(msg, to, rbuf, call)?;
+            return Ok(plain_received(msg, badge, 0));
         }
+        self.transfer_long(caps, env, src, msg, badge, to, rbuf, call)
+    }
+
+    /// [`Ipc::transfer`] to a thread that is then woken with what it
+    /// received and `reply` as its reply token: `Ok(None)` for a plain
+    /// message (see [`is_plain`]), whose result [`Ipc::wake_delivered`]
+    /// builds straight from the message.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn deliver(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        src: Source,
+        msg: &Msg,
+        badge: u64,
+        to: ThreadId,
+        rbuf: RecvBuf,
+        call: bool,
+    ) -> Result<Option<Received>, (Side, IpcError)> {
+        if is_plain(msg) {
+            self.plain_checks(msg, to, rbuf, call)?;
+            return Ok(None);
+        }
+        self.transfer_long(caps, env, src, msg, badge, to, rbuf, call).map(Some)
+    }
+
+    /// Wakes `t` with what [`Ipc::deliver`] gave it, and reply token
+    /// `reply`.
+    #[inline(always)]
+    fn wake_delivered(&mut self, t: ThreadId, got: Option<Received>, msg: &Msg, badge: u64, reply: u64) {
+        match got {
+            None => self.wake(t, Ok(plain_received(msg, badge, reply))),
+            Some(got) => self.wake(t, Ok(Received { reply, ..got })),
+        }
+    }
+
+    /// The checks of a plain message's transfer (the same checks in the
+    /// same order as for any message, with nothing to copy or grant).
+    #[inline(always)]
+    fn plain_checks(&self, msg: &Msg, to: ThreadId, rbuf: RecvBuf, call: bool) -> Result<(), (Side, IpcError)> {
+        if rbuf.cap < msg.len {
+            return Err((Side::Destination, IpcError { error: Error::BufferTooSmall, detail: msg.len as u64 }));
+        }
+        if call && !self.replies.has_room(self.thread(to).expect("receiver registered").task) {
+            return Err((Side::Source, IpcError::from(Error::OutOfMemory)));
+        }
+        Ok(())
+    }
+
+    /// [`Ipc::transfer`] of a long message or one with capabilities.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn transfer_long(
+        &mut self,
+        caps: &mut CapSpace,
+        env: &mut impl Env,
+        src: Source,
+        msg: &Msg,
+        badge: u64,
+        to: ThreadId,
+        rbuf: RecvBuf,
+        call: bool,
+    ) -> Result<Received, (Side, IpcError)> {
         let (to_task, to_space) = {
             let r = self.thread(to).expect("receiver registered");
             (r.task, r.space)
@@ -891,6 +959,18 @@ impl Ipc {
         }
         Ok(out)
     }
+}
+
+/// A short message without capabilities (the usual one).
+#[inline(always)]
+fn is_plain(msg: &Msg) -> bool {
+    msg.ncaps == 0 && msg.len <= SHORT_MAX
+}
+
+/// What the receiver of a plain message gets.
+#[inline(always)]
+fn plain_received(msg: &Msg, badge: u64, reply: u64) -> Received {
+    Received { len: msg.len, regs: msg.regs, badge, reply, ..Received::default() }
 }
 
 /// The side of an operation that is a thread: its task and space.
@@ -958,18 +1038,17 @@ impl Ipc {
             let Wait::Recv { rbuf, .. } = self.thread(r).expect("queued thread").wait else {
                 unreachable!("receiver queue holds receiving threads")
             };
-            match self.transfer(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf, call.is_some()) {
-                Ok(mut got) => {
+            match self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf, call.is_some()) {
+                Ok(got) => {
                     self.ep(ep_id).receivers.pop_front();
-                    self.count(ep_id, &got, call.is_some());
+                    self.count(ep_id, msg.len, call.is_some());
                     if let Some(rbuf) = call {
                         let server = self.thread(r).expect("receiver").task;
                         let (token, reply) = self.new_reply(t, server);
-                        got.reply = token;
-                        self.wake(r, Ok(got));
+                        self.wake_delivered(r, got, &msg, badge, token);
                         return Ok(self.block(t, Wait::Reply { reply, rbuf }, Timeout::Never));
                     }
-                    self.wake(r, Ok(got));
+                    self.wake_delivered(r, got, &msg, badge, 0);
                     return Ok(Outcome::Done(Ok(Received::default())));
                 }
                 // The receiver's buffer cannot take it: tell the receiver,
@@ -992,14 +1071,15 @@ impl Ipc {
             return err(Error::WouldBlock);
         }
         self.ep(ep_id).stats.send_blocks += 1;
-        self.enqueue(ep_id, t, true);
+        self.enqueue_inline(ep_id, t, true);
         Ok(self.block(t, Wait::Send { ep: ep_id, token, msg, badge, call }, timeout))
     }
 
-    fn count(&mut self, ep: usize, got: &Received, call: bool) {
+    #[inline]
+    fn count(&mut self, ep: usize, len: usize, call: bool) {
         let s = &mut self.ep(ep).stats;
         s.delivered += 1;
-        s.bytes += got.len as u64;
+        s.bytes += len as u64;
         s.calls += u64::from(call);
     }
 
@@ -1076,7 +1156,7 @@ impl Ipc {
             if q.msg.len > SHORT_MAX {
                 self.ep(ep_id).free_slots.push(q.slot);
             }
-            self.count(ep_id, &got, false);
+            self.count(ep_id, got.len, false);
             // A blocked sender's message takes the freed place (the next
             // one if that fails).
             while let Some(s) = self.ep(ep_id).senders.pop_front() {
@@ -1118,7 +1198,7 @@ impl Ipc {
             ) {
                 Ok(mut got) => {
                     self.ep(ep_id).senders.pop_front();
-                    self.count(ep_id, &got, call.is_some());
+                    self.count(ep_id, got.len, call.is_some());
                     match call {
                         Some(crbuf) => {
                             let (token, reply) = self.new_reply(s, me.task);
@@ -1143,7 +1223,7 @@ impl Ipc {
             return err(Error::WouldBlock);
         }
         self.ep(ep_id).stats.recv_blocks += 1;
-        self.enqueue(ep_id, t, false);
+        self.enqueue_inline(ep_id, t, false);
         Ok(self.block(t, Wait::Recv { ep: ep_id, token, rbuf }, timeout))
     }
 
@@ -1201,16 +1281,18 @@ impl Ipc {
             Wait::Reply { reply, rbuf } if reply == id => Some((c, rbuf)),
             _ => None,
         });
+        // (`id` resolved: its slot holds this reply.)
+        let slot = id & (REPLY_SLOTS - 1);
         let Some((caller, rbuf)) = waiting else {
             // The caller is gone: the right is used up all the same.
-            self.replies.remove(&id);
+            self.replies.take(slot);
             return err(Error::PeerGone);
         };
         let got = self
-            .transfer(caps, env, Source::Thread(me.space, me.task), &msg, 0, caller, rbuf, false)
+            .deliver(caps, env, Source::Thread(me.space, me.task), &msg, 0, caller, rbuf, false)
             .map_err(|(_, e)| e)?;
-        self.replies.remove(&id);
-        self.wake(caller, Ok(got));
+        self.replies.take(slot);
+        self.wake_delivered(caller, got, &msg, 0, 0);
         Ok(())
     }
 

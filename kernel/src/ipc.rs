@@ -256,7 +256,7 @@ fn set_mrs(f: &mut TrapFrame, r: [u64; MSG_REGS]) {
 }
 
 /// Writes an IPC result into a frame (see `abi::ipc`).
-pub fn write_result(f: &mut TrapFrame, r: IpcResult) {
+pub fn write_result(f: &mut TrapFrame, r: &IpcResult) {
     match r {
         Ok(got) => {
             f.rax = 0;
@@ -265,6 +265,10 @@ pub fn write_result(f: &mut TrapFrame, r: IpcResult) {
             f.rdx = got.len as u64 | ((got.ncaps as u64) << abi_ipc::RESULT_NCAPS_SHIFT);
             // A short message's registers arrive as the sender had them
             // (all eight: the length says which bytes count).
+            if got.ncaps == 0 && got.len <= SHORT_MAX {
+                set_mrs(f, got.regs);
+                return;
+            }
             let mut regs = if got.len <= SHORT_MAX { got.regs } else { [0; MSG_REGS] };
             for i in 0..got.ncaps {
                 regs[MSG_REGS - 1 - i] = got.caps[i];
@@ -402,7 +406,7 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
         _ => return simple(f, Err(Error::InvalidSyscall)),
     };
     match outcome {
-        Outcome::Done(r) => write_result(f, r),
+        Outcome::Done(r) => write_result(f, &r),
         Outcome::Blocked => k.block_current(crate::kernel::Wait::Ipc),
     }
 }

@@ -833,11 +833,20 @@ impl Kernel {
         }
         self.current = next;
         CURRENT_THREAD.store(next, Ordering::Relaxed);
-        CURRENT_TASK.store(self.current_task(), Ordering::Relaxed);
-        let space = self.current_space();
-        let Some(t) = self.thread_mut(next) else { return 0 };
+        // One look-up of the thread, then of its task (`current_task` and
+        // `current_space` in one).
+        let Kernel { threads, tasks, kernel_space, .. } = self;
+        let Some(t) = threads.get_mut(next).and_then(Option::as_mut) else {
+            CURRENT_TASK.store(usize::MAX, Ordering::Relaxed);
+            return 0;
+        };
         t.state = ThreadState::Running;
-        let (top, frame) = (t.kstack_top(), t.frame);
+        let (top, frame, task) = (t.kstack_top(), t.frame, t.task);
+        CURRENT_TASK.store(task.unwrap_or(usize::MAX), Ordering::Relaxed);
+        let space = task
+            .and_then(|t| tasks.get(t).and_then(Option::as_ref))
+            .filter(|t| t.exit.is_none())
+            .map_or(*kernel_space, |t| t.space);
         cpu::set_kernel_stack(top);
         paging::activate(space);
         frame
