@@ -31,7 +31,8 @@ pub mod flags {
     /// Not executable.
     pub const NO_EXECUTE: u64 = 1 << 63;
 }
-const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+/// The frame-address bits of a page-table entry.
+pub const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// A source of zeroed 4 KiB frames for page tables and user memory.
 pub trait FrameSource {

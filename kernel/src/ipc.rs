@@ -47,25 +47,30 @@ fn page_ok(ptes: &mut UserPtes, va: u64, write: bool) -> Option<u64> {
     Some(phys)
 }
 
-fn range_ok(space: SpaceId, addr: u64, len: usize, write: bool) -> bool {
+/// Whether `[addr, addr + len)` is mapped for user access (and, for
+/// `FOR_WRITE`, writable) in the space `ptes` walks.
+fn range_ok<const FOR_WRITE: bool>(ptes: &mut UserPtes, addr: u64, len: usize) -> bool {
     let Some(end) = addr.checked_add(len as u64) else { return false };
     if end > abi::USER_END {
         return false;
     }
-    use paging::flags::{PRESENT, USER, WRITE};
-    // Bits of `!entry` that must be clear: present and user, and for a
-    // write also WRITE, where a copy-on-write page counts as writable (see
-    // `page_ok`): COW (bit 9) is folded onto WRITE (bit 1).
-    const _: () = assert!(paging::flags::COW == WRITE << 8);
-    let must = if write { PRESENT | USER | WRITE } else { PRESENT | USER };
-    let mut ptes = UserPtes::new(space);
+    use paging::flags::{COW, PRESENT, USER, WRITE};
+    // Bits every entry must have: present and user, and for a write also
+    // WRITE, where a copy-on-write page counts as writable (see `page_ok`):
+    // COW (bit 9) is folded onto WRITE (bit 1).
+    const _: () = assert!(COW == WRITE << 8);
+    let must = if FOR_WRITE { PRESENT | USER | WRITE } else { PRESENT | USER };
     let mut va = addr & !(PAGE - 1);
     let mut left = (end - va).div_ceil(PAGE) as usize;
     while left > 0 {
         let Some(run) = ptes.run(va, left) else { return false };
-        // Branch-free over the run: collect every missing bit.
-        let missing = run.iter().fold(0, |m, e| m | !(e.get() | (e.get() & paging::flags::COW) >> 8));
-        if missing & must != 0 {
+        // Branch-free over the run: the bits every entry has.
+        let all = if FOR_WRITE {
+            run.iter().fold(!0, |a, e| a & (e.get() | (e.get() & COW) >> 8))
+        } else {
+            run.iter().fold(!0, |a, e| a & e.get())
+        };
+        if all & must != must {
             return false;
         }
         va += run.len() as u64 * PAGE;
@@ -144,8 +149,10 @@ impl KernelEnv<'_> {
     /// Shares the source page `src` (entry `se`) into the destination at
     /// `dst` (entry `de`) as a copy-on-write mapping in both spaces; the
     /// destination's old frame is released. Falls back to a copy if the
-    /// frame cannot be shared.
-    fn remap_page(&mut self, from: (&mut UserPtes, u64, &Pte), to: (&mut UserPtes, u64, &Pte)) -> Result<(), Side> {
+    /// frame cannot be shared. True if an entry changed (the TLB needs a
+    /// flush); a destination that already maps the source's frame the way
+    /// a remap would leave it changes nothing (see [`already_remapped`]).
+    fn remap_page(&mut self, from: (&mut UserPtes, u64, &Pte), to: (&mut UserPtes, u64, &Pte)) -> Result<bool, Side> {
         let (spte, dpte) = (from.2.get(), to.2.get());
         if spte & paging::flags::PRESENT == 0 {
             return Err(Side::Source);
@@ -153,9 +160,14 @@ impl KernelEnv<'_> {
         if dpte & paging::flags::PRESENT == 0 {
             return Err(Side::Destination);
         }
+        if already_remapped(0, spte, dpte) == 0 {
+            self.frames.remapped += 1;
+            return Ok(false);
+        }
         let frame = paging::pte_frame(spte);
         if !self.frames.share(frame) {
-            return self.plain_copy((from.0, from.1), (to.0, to.1), PAGE as usize);
+            self.plain_copy((from.0, from.1), (to.0, to.1), PAGE as usize)?;
+            return Ok(true);
         }
         if spte & paging::flags::WRITE != 0 {
             from.2.set(frame, (paging::pte_bits(spte) & !paging::flags::WRITE) | paging::flags::COW);
@@ -164,23 +176,47 @@ impl KernelEnv<'_> {
         to.2.set(frame, bits);
         self.frames.free_frame(paging::pte_frame(dpte));
         self.frames.remapped += 1;
-        Ok(())
+        Ok(true)
     }
 }
 
-impl Env for KernelEnv<'_> {
-    fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
-        let (mut src, mut dst) = (UserPtes::new(from.0), UserPtes::new(to.0));
-        let (start, end) = (from.1, from.1 + len as u64);
+/// Folds into `m` whatever keeps the remap of source entry `s` onto
+/// destination entry `d` from being a no-op: zero if `d` already maps
+/// `s`'s frame for user access, present, read-only, copy-on-write and
+/// not executable, and `s` maps it present, for user access and
+/// read-only. Then a remap would leave both entries as they are and add
+/// and drop one share of the frame: nothing to do.
+#[inline(always)]
+fn already_remapped(m: u64, s: u64, d: u64) -> u64 {
+    use paging::flags::{COW, NO_EXECUTE, PRESENT, USER, WRITE};
+    const SAME: u64 = paging::ADDR_MASK | PRESENT | USER;
+    const KEEP: u64 = PRESENT | USER | WRITE | COW | NO_EXECUTE;
+    const WANT: u64 = PRESENT | USER | COW | NO_EXECUTE;
+    m | ((s ^ d) & SAME) | (s & WRITE) | ((d & KEEP) ^ WANT)
+}
+
+impl KernelEnv<'_> {
+    /// [`Env::copy`] through the cursors `src` (over `from`'s space) and
+    /// `dst` (over `to`'s).
+    fn copy_via(
+        &mut self,
+        (src, from): (&mut UserPtes, u64),
+        (dst, to): (&mut UserPtes, u64),
+        len: usize,
+    ) -> Result<(), Side> {
+        let (start, end) = (from, from + len as u64);
         let first_full = start.next_multiple_of(PAGE);
         let last_full = end & !(PAGE - 1);
-        if len < self.remap_min || start % PAGE != to.1 % PAGE || first_full >= last_full {
-            return self.plain_copy((&mut src, from.1), (&mut dst, to.1), len);
+        if len < self.remap_min || start % PAGE != to % PAGE || first_full >= last_full {
+            return self.plain_copy((src, from), (dst, to), len);
         }
         // Partial first and last pages are copied; whole pages in between
         // are shared copy-on-write.
-        let delta = to.1.wrapping_sub(from.1);
-        self.plain_copy((&mut src, from.1), (&mut dst, to.1), (first_full - start) as usize)?;
+        let delta = to.wrapping_sub(from);
+        if first_full > start {
+            self.plain_copy((src, from), (dst, to), (first_full - start) as usize)?;
+        }
+        let mut changed = false;
         let mut va = first_full;
         let mut left = ((last_full - first_full) / PAGE) as usize;
         while left > 0 {
@@ -188,24 +224,44 @@ impl Env for KernelEnv<'_> {
             // destination page tables.
             let s = src.run(va, left).ok_or(Side::Source)?;
             let d = dst.run(va.wrapping_add(delta), s.len()).ok_or(Side::Destination)?;
-            for (se, de) in s.iter().zip(d) {
-                self.remap_page((&mut src, va, se), (&mut dst, va.wrapping_add(delta), de))?;
-                va += PAGE;
+            let s = &s[..d.len()];
+            // The steady state of a buffer sent again and again: the
+            // destination already maps every source frame as a remap would
+            // leave it. Branch-free over the run.
+            if s.iter().zip(d).fold(0, |m, (se, de)| already_remapped(m, se.get(), de.get())) == 0 {
+                self.frames.remapped += d.len() as u64;
+                va += d.len() as u64 * PAGE;
+            } else {
+                for (se, de) in s.iter().zip(d) {
+                    changed |= self.remap_page((src, va, se), (dst, va.wrapping_add(delta), de))?;
+                    va += PAGE;
+                }
             }
             left -= d.len();
         }
-        self.plain_copy((&mut src, last_full), (&mut dst, last_full.wrapping_add(delta)), (end - last_full) as usize)?;
-        let current = paging::current_space();
-        if current == from.0 || current == to.0 {
-            paging::flush_tlb();
+        if end > last_full {
+            self.plain_copy((src, last_full), (dst, last_full.wrapping_add(delta)), (end - last_full) as usize)?;
+        }
+        if changed {
+            let current = paging::current_space();
+            if current == src.space() || current == dst.space() {
+                paging::flush_tlb();
+            }
         }
         Ok(())
     }
+}
+
+impl Env for KernelEnv<'_> {
+    fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        let (mut src, mut dst) = (UserPtes::new(from.0), UserPtes::new(to.0));
+        self.copy_via((&mut src, from.1), (&mut dst, to.1), len)
+    }
     fn readable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
-        range_ok(space, addr, len, false)
+        range_ok::<false>(&mut UserPtes::new(space), addr, len)
     }
     fn writable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
-        range_ok(space, addr, len, true)
+        range_ok::<true>(&mut UserPtes::new(space), addr, len)
     }
     fn queue_alloc(&mut self, ep: usize, slots: usize, bytes: usize) -> bool {
         let pages = (slots * bytes).div_ceil(PAGE as usize);
