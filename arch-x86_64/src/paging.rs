@@ -301,7 +301,9 @@ impl Pte {
 /// one table walk per 2 MiB instead of one per page. The cursor and the
 /// entries it hands out must not outlive a change to the space's page-table
 /// structure (`map_user`, `unmap_user`, `destroy_space`); changing leaf
-/// entries through them or through [`set_user_pte`] is fine.
+/// entries through them or through [`set_user_pte`] is fine. A copy of a
+/// cursor is a second cursor with the same table cached.
+#[derive(Clone, Copy)]
 pub struct UserPtes {
     space: u64,
     /// `va >> 21` of the cached page table (`u64::MAX`: none).
