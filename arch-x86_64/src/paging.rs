@@ -31,7 +31,8 @@ pub mod flags {
     /// Not executable.
     pub const NO_EXECUTE: u64 = 1 << 63;
 }
-const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+/// The frame-address bits of a page-table entry.
+pub const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// A source of zeroed 4 KiB frames for page tables and user memory.
 pub trait FrameSource {
@@ -300,7 +301,9 @@ impl Pte {
 /// one table walk per 2 MiB instead of one per page. The cursor and the
 /// entries it hands out must not outlive a change to the space's page-table
 /// structure (`map_user`, `unmap_user`, `destroy_space`); changing leaf
-/// entries through them or through [`set_user_pte`] is fine.
+/// entries through them or through [`set_user_pte`] is fine. A copy of a
+/// cursor is a second cursor with the same table cached.
+#[derive(Clone, Copy)]
 pub struct UserPtes {
     space: u64,
     /// `va >> 21` of the cached page table (`u64::MAX`: none).

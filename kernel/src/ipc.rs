@@ -10,6 +10,7 @@ use abi::{ipc as abi_ipc, kind, rights, Error, Sys};
 use alloc::vec::Vec;
 use arch_x86_64::paging::{self, FrameSource, Pte, UserPtes};
 use arch_x86_64::trap::TrapFrame;
+use core::cell::Cell;
 use kernel_core::ipc::{
     EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS, SHORT_MAX,
 };
@@ -47,25 +48,58 @@ fn page_ok(ptes: &mut UserPtes, va: u64, write: bool) -> Option<u64> {
     Some(phys)
 }
 
-fn range_ok(space: SpaceId, addr: u64, len: usize, write: bool) -> bool {
+/// The bits every entry of `run` has (branch-free). For a write check a
+/// copy-on-write page counts as writable (see `page_ok`): COW (bit 9) is
+/// folded onto WRITE (bit 1).
+#[inline(always)]
+fn run_bits<const FOR_WRITE: bool>(run: &[Pte]) -> u64 {
+    use paging::flags::{COW, WRITE};
+    const _: () = assert!(COW == WRITE << 8);
+    if FOR_WRITE {
+        run.iter().fold(!0, |a, e| a & (e.get() | (e.get() & COW) >> 8))
+    } else {
+        run.iter().fold(!0, |a, e| a & e.get())
+    }
+}
+
+/// The bits [`run_bits`] must find: present and user, and for a write
+/// check also WRITE.
+const fn must_bits(for_write: bool) -> u64 {
+    use paging::flags::{PRESENT, USER, WRITE};
+    if for_write {
+        PRESENT | USER | WRITE
+    } else {
+        PRESENT | USER
+    }
+}
+
+/// Whether `[addr, addr + len)` is mapped for user access (and, for
+/// `FOR_WRITE`, writable) in the space `ptes` walks.
+#[inline]
+fn range_ok<const FOR_WRITE: bool>(ptes: &mut UserPtes, addr: u64, len: usize) -> bool {
     let Some(end) = addr.checked_add(len as u64) else { return false };
     if end > abi::USER_END {
         return false;
     }
-    use paging::flags::{PRESENT, USER, WRITE};
-    // Bits of `!entry` that must be clear: present and user, and for a
-    // write also WRITE, where a copy-on-write page counts as writable (see
-    // `page_ok`): COW (bit 9) is folded onto WRITE (bit 1).
-    const _: () = assert!(paging::flags::COW == WRITE << 8);
-    let must = if write { PRESENT | USER | WRITE } else { PRESENT | USER };
-    let mut ptes = UserPtes::new(space);
-    let mut va = addr & !(PAGE - 1);
-    let mut left = (end - va).div_ceil(PAGE) as usize;
+    let va = addr & !(PAGE - 1);
+    let pages = (end - va).div_ceil(PAGE) as usize;
+    let must = const { must_bits(FOR_WRITE) };
+    // Usually all in one page table.
+    match ptes.run(va, pages) {
+        Some(run) if run.len() == pages => run_bits::<FOR_WRITE>(run) & must == must,
+        _ => pages == 0 || pages_ok::<FOR_WRITE>(ptes, va, pages),
+    }
+}
+
+/// [`range_ok`] for `pages` pages from `va` (page-aligned, below the end
+/// of user space) across page tables.
+#[inline(never)]
+fn pages_ok<const FOR_WRITE: bool>(ptes: &mut UserPtes, mut va: u64, pages: usize) -> bool {
+    let must = const { must_bits(FOR_WRITE) };
+    let mut left = pages;
     while left > 0 {
         let Some(run) = ptes.run(va, left) else { return false };
-        // Branch-free over the run: collect every missing bit.
-        let missing = run.iter().fold(0, |m, e| m | !(e.get() | (e.get() & paging::flags::COW) >> 8));
-        if missing & must != 0 {
+        if run_bits::<FOR_WRITE>(run) & must != must {
             return false;
         }
         va += run.len() as u64 * PAGE;
@@ -144,8 +178,10 @@ impl KernelEnv<'_> {
     /// Shares the source page `src` (entry `se`) into the destination at
     /// `dst` (entry `de`) as a copy-on-write mapping in both spaces; the
     /// destination's old frame is released. Falls back to a copy if the
-    /// frame cannot be shared.
-    fn remap_page(&mut self, from: (&mut UserPtes, u64, &Pte), to: (&mut UserPtes, u64, &Pte)) -> Result<(), Side> {
+    /// frame cannot be shared. True if an entry changed (the TLB needs a
+    /// flush); a destination that already maps the source's frame the way
+    /// a remap would leave it changes nothing (see [`run_settled`]).
+    fn remap_page(&mut self, from: (&mut UserPtes, u64, &Pte), to: (&mut UserPtes, u64, &Pte)) -> Result<bool, Side> {
         let (spte, dpte) = (from.2.get(), to.2.get());
         if spte & paging::flags::PRESENT == 0 {
             return Err(Side::Source);
@@ -153,9 +189,14 @@ impl KernelEnv<'_> {
         if dpte & paging::flags::PRESENT == 0 {
             return Err(Side::Destination);
         }
+        if run_settled(core::slice::from_ref(from.2), core::slice::from_ref(to.2)) {
+            self.frames.remapped += 1;
+            return Ok(false);
+        }
         let frame = paging::pte_frame(spte);
         if !self.frames.share(frame) {
-            return self.plain_copy((from.0, from.1), (to.0, to.1), PAGE as usize);
+            self.plain_copy((from.0, from.1), (to.0, to.1), PAGE as usize)?;
+            return Ok(true);
         }
         if spte & paging::flags::WRITE != 0 {
             from.2.set(frame, (paging::pte_bits(spte) & !paging::flags::WRITE) | paging::flags::COW);
@@ -164,6 +205,153 @@ impl KernelEnv<'_> {
         to.2.set(frame, bits);
         self.frames.free_frame(paging::pte_frame(dpte));
         self.frames.remapped += 1;
+        Ok(true)
+    }
+}
+
+/// Bits of a settled destination entry (see [`run_settled`]): present,
+/// user, copy-on-write, not executable, and not writable.
+const SETTLED: u64 = paging::flags::PRESENT | paging::flags::USER | paging::flags::COW | paging::flags::NO_EXECUTE;
+/// Bits a settled destination entry shares with its source entry: frame,
+/// present and user; and WRITE, clear in both.
+const SETTLED_SAME: u64 = paging::ADDR_MASK | paging::flags::PRESENT | paging::flags::USER | paging::flags::WRITE;
+
+/// The whole pages `[first, last)` (source addresses) a copy of `len`
+/// bytes from `from` to `to` remaps, if it remaps any: a message at least
+/// `remap_min` long whose source and destination share their offset within
+/// a page.
+#[inline]
+fn remap_span(remap_min: usize, from: u64, to: u64, len: usize) -> Option<(u64, u64)> {
+    let first = from.next_multiple_of(PAGE);
+    let last = (from + len as u64) & !(PAGE - 1);
+    (len >= remap_min && from % PAGE == to % PAGE && first < last).then_some((first, last))
+}
+
+/// Whether remapping the `pages` source pages from `va` onto the
+/// destination pages `delta` further would change nothing (see
+/// [`run_settled`]); false too if a page table is missing.
+#[inline]
+fn remap_settled(src: &mut UserPtes, dst: &mut UserPtes, va: u64, delta: u64, pages: usize) -> bool {
+    // Usually each side in one page table.
+    match (src.run(va, pages), dst.run(va.wrapping_add(delta), pages)) {
+        (Some(s), Some(d)) if s.len() == pages && d.len() == pages => run_settled(s, d),
+        _ => remap_settled_runs(src, dst, va, delta, pages),
+    }
+}
+
+/// Whether every destination entry of `d` is settled: it already maps
+/// its source entry's frame as a remap would leave it — present, for user
+/// access, read-only, copy-on-write and not executable — and the source
+/// entry maps that frame present, for user access and read-only. A remap
+/// would leave both entries as they are, and add and drop one share of
+/// the frame: nothing to do. Branch-free over the runs.
+#[inline(always)]
+fn run_settled(s: &[Pte], d: &[Pte]) -> bool {
+    // Bits any pair differs in; bits every destination entry has; bits
+    // some destination entry has.
+    let (mut differ, mut all, mut any) = (0, !0, 0);
+    for (se, de) in s.iter().zip(d) {
+        let (s, d) = (se.get(), de.get());
+        differ |= s ^ d;
+        all &= d;
+        any |= d;
+    }
+    // (WRITE clear in every destination entry and the same in each pair:
+    // clear in every source entry too.)
+    differ & SETTLED_SAME == 0 && all & SETTLED == SETTLED && any & paging::flags::WRITE == 0
+}
+
+/// [`remap_settled`] across page tables.
+#[inline(never)]
+fn remap_settled_runs(src: &mut UserPtes, dst: &mut UserPtes, mut va: u64, delta: u64, pages: usize) -> bool {
+    let mut left = pages;
+    while left > 0 {
+        let Some(s) = src.run(va, left) else { return false };
+        let Some(d) = dst.run(va.wrapping_add(delta), s.len()) else { return false };
+        if !run_settled(&s[..d.len()], d) {
+            return false;
+        }
+        va += d.len() as u64 * PAGE;
+        left -= d.len();
+    }
+    true
+}
+
+impl KernelEnv<'_> {
+    /// [`Env::copy`] through the cursors `src` (over `from`'s space) and
+    /// `dst` (over `to`'s). `settled`: the caller found that remapping the
+    /// whole pages would change nothing (see [`remap_settled`]), and no
+    /// entry changed since.
+    #[inline]
+    fn copy_via(
+        &mut self,
+        (src, from): (&mut UserPtes, u64),
+        (dst, to): (&mut UserPtes, u64),
+        len: usize,
+        settled: bool,
+    ) -> Result<(), Side> {
+        let Some((first, last)) = remap_span(self.remap_min, from, to, len) else {
+            return self.plain_copy((src, from), (dst, to), len);
+        };
+        // Partial first and last pages are copied; whole pages in between
+        // are shared copy-on-write.
+        let delta = to.wrapping_sub(from);
+        let end = from + len as u64;
+        if first > from {
+            self.plain_copy((src, from), (dst, to), (first - from) as usize)?;
+        }
+        let pages = ((last - first) / PAGE) as usize;
+        if settled {
+            self.frames.remapped += pages as u64;
+        } else {
+            self.remap_pages(src, dst, first, delta, pages)?;
+        }
+        if end > last {
+            self.plain_copy((src, last), (dst, last.wrapping_add(delta)), (end - last) as usize)?;
+        }
+        Ok(())
+    }
+
+    /// Remaps the `pages` whole source pages from `va` onto the
+    /// destination pages `delta` further (see [`Self::remap_page`]), and
+    /// flushes the TLB if an entry of the current space changed.
+    #[inline(never)]
+    fn remap_pages(
+        &mut self,
+        src: &mut UserPtes,
+        dst: &mut UserPtes,
+        mut va: u64,
+        delta: u64,
+        pages: usize,
+    ) -> Result<(), Side> {
+        let mut changed = false;
+        let mut left = pages;
+        while left > 0 {
+            // The entries up to the end of the current source and
+            // destination page tables.
+            let s = src.run(va, left).ok_or(Side::Source)?;
+            let d = dst.run(va.wrapping_add(delta), s.len()).ok_or(Side::Destination)?;
+            let s = &s[..d.len()];
+            // The steady state of a buffer sent again and again: the
+            // destination already maps every source frame as a remap would
+            // leave it.
+            if run_settled(s, d) {
+                self.frames.remapped += d.len() as u64;
+                va += d.len() as u64 * PAGE;
+            } else {
+                for (se, de) in s.iter().zip(d) {
+                    changed |= self.remap_page((src, va, se), (dst, va.wrapping_add(delta), de))?;
+                    va += PAGE;
+                }
+            }
+            left -= d.len();
+        }
+        if changed {
+            let current = paging::current_space();
+            if current == src.space() || current == dst.space() {
+                paging::flush_tlb();
+            }
+        }
         Ok(())
     }
 }
@@ -171,41 +359,13 @@ impl KernelEnv<'_> {
 impl Env for KernelEnv<'_> {
     fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
         let (mut src, mut dst) = (UserPtes::new(from.0), UserPtes::new(to.0));
-        let (start, end) = (from.1, from.1 + len as u64);
-        let first_full = start.next_multiple_of(PAGE);
-        let last_full = end & !(PAGE - 1);
-        if len < self.remap_min || start % PAGE != to.1 % PAGE || first_full >= last_full {
-            return self.plain_copy((&mut src, from.1), (&mut dst, to.1), len);
-        }
-        // Partial first and last pages are copied; whole pages in between
-        // are shared copy-on-write.
-        let delta = to.1.wrapping_sub(from.1);
-        self.plain_copy((&mut src, from.1), (&mut dst, to.1), (first_full - start) as usize)?;
-        let mut va = first_full;
-        let mut left = ((last_full - first_full) / PAGE) as usize;
-        while left > 0 {
-            // The entries up to the end of the current source and
-            // destination page tables.
-            let s = src.run(va, left).ok_or(Side::Source)?;
-            let d = dst.run(va.wrapping_add(delta), s.len()).ok_or(Side::Destination)?;
-            for (se, de) in s.iter().zip(d) {
-                self.remap_page((&mut src, va, se), (&mut dst, va.wrapping_add(delta), de))?;
-                va += PAGE;
-            }
-            left -= d.len();
-        }
-        self.plain_copy((&mut src, last_full), (&mut dst, last_full.wrapping_add(delta)), (end - last_full) as usize)?;
-        let current = paging::current_space();
-        if current == from.0 || current == to.0 {
-            paging::flush_tlb();
-        }
-        Ok(())
+        self.copy_via((&mut src, from.1), (&mut dst, to.1), len, false)
     }
     fn readable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
-        range_ok(space, addr, len, false)
+        range_ok::<false>(&mut UserPtes::new(space), addr, len)
     }
     fn writable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
-        range_ok(space, addr, len, true)
+        range_ok::<true>(&mut UserPtes::new(space), addr, len)
     }
     fn queue_alloc(&mut self, ep: usize, slots: usize, bytes: usize) -> bool {
         let pages = (slots * bytes).div_ceil(PAGE as usize);
@@ -243,6 +403,126 @@ impl Env for KernelEnv<'_> {
         self.make_private(&mut ptes, to.1, len)?;
         let q = self.queues.get(ep).and_then(Option::as_ref).ok_or(Side::Source)?;
         copy_stream(len, queue_stream(q, slot), user_stream(&mut ptes, to.1, true))
+    }
+}
+
+/// A readable check [`CallEnv`] remembers: the cursor it walked with and
+/// the range.
+#[derive(Clone, Copy)]
+struct Checked {
+    ptes: UserPtes,
+    addr: u64,
+    len: usize,
+}
+
+/// A copy's source, destination and length, as [`Env::copy`] takes them.
+type Transfer = ((SpaceId, u64), (SpaceId, u64), usize);
+
+/// [`KernelEnv`] for the engine's calls within one IPC system call. The
+/// engine checks a message's source (readable) and destination (writable)
+/// before it copies; this remembers both checks:
+///
+/// - their page-table cursors, so that the copy need not walk from the top
+///   again. Sound because nothing the engine can reach during a system
+///   call changes which page tables a space has: only leaf entries change
+///   (copies, remaps, copy-on-write breaks), and cursors stay valid across
+///   that (see [`UserPtes`]).
+/// - whether the copy from the last readable range to the writable one
+///   would remap only whole pages that the destination already maps as the
+///   remap would leave them (the steady state of buffers sent again and
+///   again between two tasks): the writable check then checks exactly
+///   that, in one pass over both spaces' entries, and the copy only counts
+///   those pages. Every other call forgets it, so that no entry can have
+///   changed in between.
+pub struct CallEnv<'a> {
+    env: KernelEnv<'a>,
+    /// The last readable check.
+    read: Cell<Option<Checked>>,
+    /// The cursor of the last writable check.
+    write: Cell<Option<UserPtes>>,
+    /// The copy the last call, a writable check, found settled (see
+    /// [`run_settled`]).
+    settled: Cell<Option<Transfer>>,
+}
+
+impl<'a> CallEnv<'a> {
+    /// Wraps `env` for one system call.
+    pub fn new(env: KernelEnv<'a>) -> CallEnv<'a> {
+        CallEnv { env, read: Cell::new(None), write: Cell::new(None), settled: Cell::new(None) }
+    }
+
+    /// `ptes` if it walks `space`, else a new cursor over `space`.
+    #[inline]
+    fn cursor(ptes: Option<UserPtes>, space: SpaceId) -> UserPtes {
+        match ptes {
+            Some(p) if p.space() == space => p,
+            _ => UserPtes::new(space),
+        }
+    }
+
+    /// Whether the copy from the last readable range to `[addr, addr +
+    /// len)` (inside user space) of the space `dst` walks would remap
+    /// only settled whole pages (then also writable: present, user and
+    /// copy-on-write), with writable partial pages around them. The copy
+    /// if so.
+    #[inline]
+    fn settled_into(&self, dst: &mut UserPtes, addr: u64, len: usize) -> Option<Transfer> {
+        // (A copy within one space takes the plain path: the partial pages
+        // it copies first could change whole ones.)
+        let read = self.read.get().filter(|r| r.len == len && r.ptes.space() != dst.space())?;
+        let (first, last) = remap_span(self.env.remap_min, read.addr, addr, len)?;
+        let delta = addr.wrapping_sub(read.addr);
+        let (head, tail) = ((first - read.addr) as usize, (read.addr + len as u64 - last) as usize);
+        let mut src = read.ptes;
+        let settled = remap_settled(&mut src, dst, first, delta, ((last - first) / PAGE) as usize)
+            && (head == 0 || range_ok::<true>(dst, addr, head))
+            && (tail == 0 || range_ok::<true>(dst, last.wrapping_add(delta), tail));
+        settled.then_some(((src.space(), read.addr), (dst.space(), addr), len))
+    }
+}
+
+impl Env for CallEnv<'_> {
+    fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        let settled = self.settled.take() == Some((from, to, len));
+        let mut src = Self::cursor(self.read.get().map(|r| r.ptes), from.0);
+        let mut dst = Self::cursor(self.write.get(), to.0);
+        self.env.copy_via((&mut src, from.1), (&mut dst, to.1), len, settled)
+    }
+    fn readable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
+        self.settled.set(None);
+        let mut ptes = UserPtes::new(space);
+        let ok = range_ok::<false>(&mut ptes, addr, len);
+        self.read.set(Some(Checked { ptes, addr, len }));
+        ok
+    }
+    fn writable(&self, space: SpaceId, addr: u64, len: usize) -> bool {
+        self.settled.set(None);
+        let Some(end) = addr.checked_add(len as u64) else { return false };
+        if end > abi::USER_END {
+            return false;
+        }
+        let mut ptes = UserPtes::new(space);
+        let settled = self.settled_into(&mut ptes, addr, len);
+        let ok = settled.is_some() || range_ok::<true>(&mut ptes, addr, len);
+        self.write.set(Some(ptes));
+        self.settled.set(settled);
+        ok
+    }
+    fn queue_alloc(&mut self, ep: usize, slots: usize, bytes: usize) -> bool {
+        self.settled.set(None);
+        self.env.queue_alloc(ep, slots, bytes)
+    }
+    fn queue_free(&mut self, ep: usize) {
+        self.settled.set(None);
+        self.env.queue_free(ep);
+    }
+    fn queue_store(&mut self, ep: usize, slot: usize, from: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        self.settled.set(None);
+        self.env.queue_store(ep, slot, from, len)
+    }
+    fn queue_load(&mut self, ep: usize, slot: usize, to: (SpaceId, u64), len: usize) -> Result<(), Side> {
+        self.settled.set(None);
+        self.env.queue_load(ep, slot, to, len)
     }
 }
 
@@ -377,12 +657,14 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 Err(e) => return simple(f, Err(e)),
             };
             let to = timeout(k, f.rdx);
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
+            let mut env =
+                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
             k.ipc.send(&mut k.caps, &mut env, t, f.rdi, msg, call, to)
         }
         Sys::IpcReceive => {
             let to = timeout(k, f.rdx);
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
+            let mut env =
+                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
             k.ipc.receive(&mut k.caps, &mut env, t, f.rdi, recv_buf(f), to)
         }
         Sys::IpcReply => {
@@ -390,7 +672,8 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 Ok(m) => m,
                 Err(e) => return simple(f, Err(e)),
             };
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
+            let mut env =
+                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
             k.ipc.reply(&mut k.caps, &mut env, t, f.rdi, msg)
         }
         Sys::IpcReplyReceive => {
@@ -400,7 +683,8 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 Err(e) => return simple(f, Err(e)),
             };
             let to = timeout(k, f.rdx);
-            let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
+            let mut env =
+                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
             k.ipc.reply_receive(&mut k.caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to)
         }
         _ => return simple(f, Err(Error::InvalidSyscall)),
