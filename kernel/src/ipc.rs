@@ -657,24 +657,24 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 Err(e) => return simple(f, Err(e)),
             };
             let to = timeout(k, f.rdx);
-            let mut env =
-                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
-            k.ipc.send(&mut k.caps, &mut env, t, f.rdi, msg, call, to)
+            let (ipc, caps, env) = k.ipc_parts();
+            let mut env = CallEnv::new(env);
+            ipc.send(caps, &mut env, t, f.rdi, msg, call, to)
         }
         Sys::IpcReceive => {
             let to = timeout(k, f.rdx);
-            let mut env =
-                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
-            k.ipc.receive(&mut k.caps, &mut env, t, f.rdi, recv_buf(f), to)
+            let (ipc, caps, env) = k.ipc_parts();
+            let mut env = CallEnv::new(env);
+            ipc.receive(caps, &mut env, t, f.rdi, recv_buf(f), to)
         }
         Sys::IpcReply => {
             let msg = match message(f) {
                 Ok(m) => m,
                 Err(e) => return simple(f, Err(e)),
             };
-            let mut env =
-                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
-            k.ipc.reply(&mut k.caps, &mut env, t, f.rdi, msg)
+            let (ipc, caps, env) = k.ipc_parts();
+            let mut env = CallEnv::new(env);
+            ipc.reply(caps, &mut env, t, f.rdi, msg)
         }
         Sys::IpcReplyReceive => {
             let rbuf = recv_buf(f);
@@ -683,9 +683,9 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
                 Err(e) => return simple(f, Err(e)),
             };
             let to = timeout(k, f.rdx);
-            let mut env =
-                CallEnv::new(KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min });
-            k.ipc.reply_receive(&mut k.caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to)
+            let (ipc, caps, env) = k.ipc_parts();
+            let mut env = CallEnv::new(env);
+            ipc.reply_receive(caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to)
         }
         _ => return simple(f, Err(Error::InvalidSyscall)),
     };
@@ -722,8 +722,8 @@ fn endpoint_create(k: &mut Kernel, task: usize, kind_arg: u64, queue: u64, max_m
             return Err(Error::OutOfMemory);
         }
     }
-    let mut env = KernelEnv { frames: &mut k.frames, queues: &mut k.queues, remap_min: k.remap_min };
-    let token = k.ipc.create_endpoint(&mut k.caps, &mut env, task, kind, max_msg).map_err(|e| e.error)?;
+    let (ipc, caps, mut env) = k.ipc_parts();
+    let token = ipc.create_endpoint(caps, &mut env, task, kind, max_msg).map_err(|e| e.error)?;
     let id = k.caps.lookup(task, token).map(|c| c.object.id as usize).unwrap_or(usize::MAX);
     let frames = queue_frames(&k.queues, id);
     if let Some(t) = k.task_mut(task) {

@@ -327,6 +327,14 @@ pub fn with_kernel<R>(none: R, f: impl FnOnce(&mut Kernel) -> R) -> R {
 pub type KResult<T> = Result<T, Error>;
 
 impl Kernel {
+    /// The IPC engine, the capability space and the engine's view of user
+    /// memory, borrowed together.
+    pub fn ipc_parts(&mut self) -> (&mut Ipc, &mut CapSpace, crate::ipc::KernelEnv<'_>) {
+        let env =
+            crate::ipc::KernelEnv { frames: &mut self.frames, queues: &mut self.queues, remap_min: self.remap_min };
+        (&mut self.ipc, &mut self.caps, env)
+    }
+
     /// The running thread's id.
     pub fn current(&self) -> usize {
         self.current
@@ -627,9 +635,8 @@ impl Kernel {
             self.queue_slots = self.queue_slots.saturating_sub(n);
         }
         let frames = crate::ipc::queue_frames(&self.queues, id);
-        let mut env =
-            crate::ipc::KernelEnv { frames: &mut self.frames, queues: &mut self.queues, remap_min: self.remap_min };
-        self.ipc.destroy_endpoint(&mut self.caps, &mut env, id);
+        let (ipc, caps, mut env) = self.ipc_parts();
+        ipc.destroy_endpoint(caps, &mut env, id);
         if let Some(t) = owner.and_then(|o| self.task_mut(o)) {
             t.queue_frames = t.queue_frames.saturating_sub(frames);
         }
