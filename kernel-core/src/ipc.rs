@@ -18,6 +18,7 @@
 //! sender's buffer into the receiver's, at rendezvous.
 
 use crate::cap::{CapError, CapSpace, Capability, ObjectRef, TaskId};
+use crate::tqueue::{Linked, Links, Queue};
 use abi::{kind, rights, Error};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -200,8 +201,8 @@ pub struct Endpoint {
     pub max_msg: usize,
     /// The task that created it (its queue storage is charged there).
     pub owner: TaskId,
-    senders: VecDeque<ThreadId>,
-    receivers: VecDeque<ThreadId>,
+    senders: Queue,
+    receivers: Queue,
     queue: VecDeque<Queued>,
     free_slots: Vec<usize>,
     /// Counters.
@@ -259,6 +260,19 @@ pub struct IpcThread {
     pub deadline: Option<u64>,
     /// The last endpoint capability the fast paths checked for it.
     ep_cache: EpCache,
+    /// Its place in the endpoint queue it waits on.
+    links: Links,
+}
+
+impl Linked for IpcThread {
+    #[inline(always)]
+    fn links(&self) -> &Links {
+        &self.links
+    }
+    #[inline(always)]
+    fn links_mut(&mut self) -> &mut Links {
+        &mut self.links
+    }
 }
 
 /// A remembered capability check of an endpoint token, exact while the
@@ -583,8 +597,15 @@ impl Ipc {
         if id >= self.threads.len() {
             self.threads.resize(id + 1, None);
         }
-        self.threads[id] =
-            Some(IpcThread { task, space, priority, wait: Wait::None, deadline: None, ep_cache: EpCache::default() });
+        self.threads[id] = Some(IpcThread {
+            task,
+            space,
+            priority,
+            wait: Wait::None,
+            deadline: None,
+            ep_cache: EpCache::default(),
+            links: Links::default(),
+        });
         if task >= self.replies.held.len() {
             self.replies.held.resize(task + 1, 0);
         }
@@ -695,8 +716,8 @@ impl Ipc {
             kind,
             max_msg,
             owner: task,
-            senders: VecDeque::new(),
-            receivers: VecDeque::new(),
+            senders: Queue::default(),
+            receivers: Queue::default(),
             queue: VecDeque::new(),
             free_slots,
             stats: EndpointStats::default(),
@@ -708,9 +729,12 @@ impl Ipc {
     /// messages and their capabilities dropped, storage returned. The
     /// caller removes the capabilities that name it.
     pub fn destroy_endpoint(&mut self, caps: &mut CapSpace, env: &mut impl Env, id: usize) {
-        let Some(ep) = self.endpoints.get_mut(id).and_then(Option::take) else { return };
-        for t in ep.senders.iter().chain(ep.receivers.iter()) {
-            self.wake(*t, err(Error::NotFound));
+        let Some(mut ep) = self.endpoints.get_mut(id).and_then(Option::take) else { return };
+        while let Some(t) = ep.senders.pop_front(&mut self.threads) {
+            self.wake(t, err(Error::NotFound));
+        }
+        while let Some(t) = ep.receivers.pop_front(&mut self.threads) {
+            self.wake(t, err(Error::NotFound));
         }
         for q in &ep.queue {
             self.drop_held(caps, q);
@@ -736,17 +760,18 @@ impl Ipc {
     #[inline(always)]
     fn enqueue_inline(&mut self, ep: usize, t: ThreadId, senders: bool) {
         let prio = self.th(t).priority;
-        let threads = &self.threads;
         let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
         let q = if senders { &mut e.senders } else { &mut e.receivers };
         // Behind every thread of the same or higher priority.
-        let last_ok = q.back().is_none_or(|&o| threads[o].is_none_or(|x| x.priority >= prio));
-        if last_ok {
-            q.push_back(t);
-        } else {
-            let at = q.iter().position(|&o| threads[o].is_some_and(|x| x.priority < prio)).unwrap_or(q.len());
-            q.insert(at, t);
-        }
+        q.insert_behind(&mut self.threads, t, |x| x.priority >= prio);
+    }
+
+    /// Takes the first waiting sender (or receiver) out of an endpoint's
+    /// queue.
+    fn dequeue(&mut self, ep: usize, senders: bool) -> Option<ThreadId> {
+        let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
+        let q = if senders { &mut e.senders } else { &mut e.receivers };
+        q.pop_front(&mut self.threads)
     }
 
     #[inline]
@@ -1034,13 +1059,13 @@ impl Ipc {
             return err(Error::InvalidArgument);
         }
         // A receiver is waiting: deliver now, one copy.
-        while let Some(&r) = self.ep(ep_id).receivers.front() {
+        while let Some(r) = self.ep(ep_id).receivers.front() {
             let Wait::Recv { rbuf, .. } = self.thread(r).expect("queued thread").wait else {
                 unreachable!("receiver queue holds receiving threads")
             };
             match self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf, call.is_some()) {
                 Ok(got) => {
-                    self.ep(ep_id).receivers.pop_front();
+                    self.dequeue(ep_id, false);
                     self.count(ep_id, msg.len, call.is_some());
                     if let Some(rbuf) = call {
                         let server = self.thread(r).expect("receiver").task;
@@ -1054,7 +1079,7 @@ impl Ipc {
                 // The receiver's buffer cannot take it: tell the receiver,
                 // keep the message with the sender, try the next receiver.
                 Err((Side::Destination, e)) => {
-                    self.ep(ep_id).receivers.pop_front();
+                    self.dequeue(ep_id, false);
                     self.wake(r, Err(e));
                 }
                 Err((Side::Source, e)) => return Err(e),
@@ -1159,7 +1184,7 @@ impl Ipc {
             self.count(ep_id, got.len, false);
             // A blocked sender's message takes the freed place (the next
             // one if that fails).
-            while let Some(s) = self.ep(ep_id).senders.pop_front() {
+            while let Some(s) = self.dequeue(ep_id, true) {
                 let sender = *self.thread(s).expect("queued thread");
                 if let Wait::Send { msg, badge, .. } = sender.wait {
                     match self.enqueue_message(
@@ -1181,7 +1206,7 @@ impl Ipc {
             return Ok(Outcome::Done(Ok(got)));
         }
         // A blocked sender (synchronous endpoints).
-        while let Some(&s) = self.ep(ep_id).senders.front() {
+        while let Some(s) = self.ep(ep_id).senders.front() {
             let sender = *self.thread(s).expect("queued thread");
             let Wait::Send { msg, badge, call, .. } = sender.wait else {
                 unreachable!("sender queue holds sending threads")
@@ -1197,7 +1222,7 @@ impl Ipc {
                 call.is_some(),
             ) {
                 Ok(mut got) => {
-                    self.ep(ep_id).senders.pop_front();
+                    self.dequeue(ep_id, true);
                     self.count(ep_id, got.len, call.is_some());
                     match call {
                         Some(crbuf) => {
@@ -1214,7 +1239,7 @@ impl Ipc {
                 Err((Side::Destination, e)) => return Err(e),
                 // The sender's buffer went bad while it waited: fail it.
                 Err((Side::Source, e)) => {
-                    self.ep(ep_id).senders.pop_front();
+                    self.dequeue(ep_id, true);
                     self.wake(s, Err(e));
                 }
             }
@@ -1327,8 +1352,8 @@ impl Ipc {
             Wait::None => return,
             Wait::Send { ep, .. } | Wait::Recv { ep, .. } => {
                 if let Some(e) = self.endpoints.get_mut(ep).and_then(Option::as_mut) {
-                    e.senders.retain(|&x| x != t);
-                    e.receivers.retain(|&x| x != t);
+                    let q = if matches!(th.wait, Wait::Send { .. }) { &mut e.senders } else { &mut e.receivers };
+                    q.remove(&mut self.threads, t);
                 }
             }
             Wait::Reply { reply, .. } => {
@@ -1503,7 +1528,7 @@ impl Ipc {
         if ep.kind != EndpointKind::Sync || len > ep.max_msg {
             return None;
         }
-        let server = *ep.receivers.front()?;
+        let server = ep.receivers.front()?;
         let s = self.threads.get_mut(server)?.as_mut()?;
         if !matches!(s.wait, Wait::Recv { rbuf, .. } if rbuf.cap >= len) || ready.is_some_and(|p| p > s.priority) {
             return None;
@@ -1513,7 +1538,9 @@ impl Ipc {
         // Commit (the reply right is the last check and the first change).
         s.wait = Wait::None;
         s.deadline = None;
-        ep.receivers.pop_front();
+        if let Some(next) = ep.receivers.unlink_front(&mut s.links) {
+            Queue::clear_prev(&mut self.threads, next);
+        }
         ep.stats.delivered += 1;
         ep.stats.bytes += len as u64;
         ep.stats.calls += 1;
@@ -1565,9 +1592,7 @@ impl Ipc {
         self.replies.take(slot);
         // An empty receiver queue takes the server as is; otherwise by
         // priority.
-        if ep.receivers.is_empty() {
-            ep.receivers.push_back(t);
-        } else {
+        if !ep.receivers.push_alone(&mut s.links, t) {
             self.enqueue(ep_id, t, false);
         }
         Some(partner)

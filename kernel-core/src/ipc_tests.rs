@@ -503,8 +503,13 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
     for (i, slot) in ipc.threads.iter().enumerate() {
         let mut places = Vec::new();
         for (id, e) in eps() {
-            places.extend(e.senders.iter().filter(|&&x| x == i).map(|_| (id, true)));
-            places.extend(e.receivers.iter().filter(|&&x| x == i).map(|_| (id, false)));
+            places.extend(e.senders.members(&ipc.threads).iter().filter(|&&x| x == i).map(|_| (id, true)));
+            places.extend(e.receivers.members(&ipc.threads).iter().filter(|&&x| x == i).map(|_| (id, false)));
+        }
+        if places.is_empty() {
+            if let Some(t) = slot {
+                assert_eq!(t.links, Links::default(), "thread {i} is queued nowhere but keeps links");
+            }
         }
         let Some(t) = slot else {
             assert!(places.is_empty(), "unregistered thread {i} is queued");
@@ -533,7 +538,12 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
     let mut in_flight = 0;
     for (id, e) in eps() {
         for q in [&e.senders, &e.receivers] {
-            let prios: Vec<u8> = q.iter().map(|&x| ipc.thread(x).expect("queued thread registered").priority).collect();
+            q.check(&ipc.threads);
+            let prios: Vec<u8> = q
+                .members(&ipc.threads)
+                .iter()
+                .map(|&x| ipc.thread(x).expect("queued thread registered").priority)
+                .collect();
             assert!(prios.windows(2).all(|p| p[0] >= p[1]), "endpoint {id}: queue out of priority order: {prios:?}");
         }
         match e.kind {

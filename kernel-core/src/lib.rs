@@ -14,3 +14,4 @@ pub mod image;
 pub mod ipc;
 pub mod manifest;
 pub mod sched;
+pub mod tqueue;

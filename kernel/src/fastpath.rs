@@ -18,7 +18,14 @@
 use crate::kernel::{with_kernel, Kernel};
 use abi::{ipc as abi_ipc, Sys};
 use arch_x86_64::trap::{TrapFrame, SYSCALL_VECTOR};
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::ipc::FastPartner;
+
+/// Whether the IPC fast paths are tried at all (set once at boot: off with
+/// `nofastpath` on the kernel command line, or when built without them).
+/// Read before the kernel lock, so that with the fast paths off an IPC goes
+/// straight to the general path.
+pub static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Handles the syscall whose (partly saved) frame is `f` if it can; returns
 /// the frame to resume with the lean exit, or 0 for the general path.
@@ -29,10 +36,13 @@ pub fn syscall(f: &mut TrapFrame) -> u64 {
     const COUNTER: u64 = Sys::Counter as u64;
     const INSPECT: u64 = Sys::CapInspect as u64;
     let rax = f.rax;
-    // (Only IPC calls carry bits above the number.)
+    // (Only IPC calls carry bits above the number.) A message the fast
+    // paths cannot carry (long, or with capabilities) goes to the general
+    // path at once, without the kernel lock.
     match rax & abi_ipc::NUMBER_MASK {
-        CALL => call(f),
-        REPLY_RECEIVE => reply_receive(f),
+        CALL | REPLY_RECEIVE if !ENABLED.load(Ordering::Relaxed) => 0,
+        CALL => crate::ipc::short_plain(rax).map_or(0, |len| call(f, len)),
+        REPLY_RECEIVE => crate::ipc::short_plain(rax).map_or(0, |len| reply_receive(f, len)),
         COUNTER if rax == COUNTER => counter(f),
         INSPECT if rax == INSPECT => inspect(f),
         _ => 0,
@@ -65,22 +75,23 @@ fn inspect(f: &mut TrapFrame) -> u64 {
 }
 
 #[inline(never)]
-fn call(f: &mut TrapFrame) -> u64 {
-    ipc::<true>(f)
+fn call(f: &mut TrapFrame, len: usize) -> u64 {
+    ipc::<true>(f, len)
 }
 
 #[inline(never)]
-fn reply_receive(f: &mut TrapFrame) -> u64 {
-    ipc::<false>(f)
+fn reply_receive(f: &mut TrapFrame, len: usize) -> u64 {
+    ipc::<false>(f, len)
 }
 
-/// One of the IPC fast paths (`CALL`: a call, else a reply-and-receive),
-/// inlined into each of the two functions above.
+/// One of the IPC fast paths (`CALL`: a call, else a reply-and-receive) of
+/// a short message of `len` bytes without capabilities, inlined into each
+/// of the two functions above.
 #[inline(always)]
-fn ipc<const CALL: bool>(f: &mut TrapFrame) -> u64 {
+fn ipc<const CALL: bool>(f: &mut TrapFrame, len: usize) -> u64 {
     with_kernel(0, |k| {
         let ready = k.ready_highest();
-        match crate::ipc::try_fast(k, f, CALL, ready) {
+        match crate::ipc::try_fast(k, f, CALL, len, ready) {
             Some((p, len)) => switch(k, f, &p, len),
             None => 0,
         }

@@ -584,7 +584,8 @@ fn message(f: &TrapFrame) -> KResult<Msg> {
 
 /// The length of a short message without capabilities — what the fast
 /// paths carry — or `None` for anything else.
-fn short_plain(rax: u64) -> Option<usize> {
+#[inline(always)]
+pub fn short_plain(rax: u64) -> Option<usize> {
     let ncaps = (rax >> abi_ipc::NCAPS_SHIFT) & 7;
     let len = ((rax >> abi_ipc::SEND_LEN_SHIFT) & abi_ipc::LEN_MASK) as usize;
     (ncaps == 0 && len <= SHORT_MAX).then_some(len)
@@ -612,14 +613,21 @@ fn timeout(k: &Kernel, us: u64) -> Timeout {
 /// of a priority above `ready`. If one was taken, the caller is in the
 /// engine's wait and the partner, out of it, is returned with the message
 /// length; the kernel has yet to block the caller and run the partner.
-/// `None` leaves everything as it was, for the general path.
+/// `None` leaves everything as it was, for the general path. `len` is the
+/// message's length, which the caller found short and plain
+/// ([`short_plain`]).
 #[inline(always)]
-pub fn try_fast(k: &mut Kernel, f: &TrapFrame, call: bool, ready: Option<u8>) -> Option<(FastPartner, usize)> {
+pub fn try_fast(
+    k: &mut Kernel,
+    f: &TrapFrame,
+    call: bool,
+    len: usize,
+    ready: Option<u8>,
+) -> Option<(FastPartner, usize)> {
     // A server's receive must block without a deadline.
     if !call && (f.rsi == 0 || f.rdx != abi_ipc::TIMEOUT_NEVER) {
         return None;
     }
-    let len = short_plain(f.rax)?;
     let t = k.current();
     let rbuf = recv_buf(f);
     let p = if call {

@@ -228,6 +228,7 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     k.tasks.push(None);
     k.caps.add_task(HOLDER_TASK).map_err(|_| "capability space")?;
     k.ipc.fast_enabled = crate::ipc::FASTPATH_BUILT && !info.cmdline().split(' ').any(|w| w == "nofastpath");
+    crate::fastpath::ENABLED.store(k.ipc.fast_enabled, Ordering::Relaxed);
     if info.cmdline().split(' ').any(|w| w == "noremap") {
         k.remap_min = usize::MAX;
     }
