@@ -343,9 +343,9 @@ mod tests {
                 assert_eq!(q.is_empty(), model.is_empty());
                 assert_eq!(q.front(), model.first().copied());
                 assert_eq!(q.back(), model.last().copied());
-                for i in 0..N {
+                for (i, rec) in items.iter().enumerate() {
                     if !model.contains(&i) {
-                        assert_eq!(items[i].unwrap().links, Links::default(), "record {i} not queued keeps links");
+                        assert_eq!(rec.unwrap().links, Links::default(), "record {i} not queued keeps links");
                     }
                 }
                 walk(q, items, model, depth - 1, count);
