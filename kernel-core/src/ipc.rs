@@ -258,6 +258,10 @@ pub struct IpcThread {
     pub wait: Wait,
     /// When the wait times out.
     pub deadline: Option<u64>,
+    /// Where the kernel keeps its saved registers while it does not run
+    /// (opaque to the engine, which hands it over with a fast path's
+    /// partner; 0 until the kernel sets it, see [`Ipc::set_frame`]).
+    pub frame: u64,
     /// The last endpoint capability the fast paths checked for it.
     ep_cache: EpCache,
     /// Its place in the endpoint queue it waits on.
@@ -603,11 +607,20 @@ impl Ipc {
             priority,
             wait: Wait::None,
             deadline: None,
+            frame: 0,
             ep_cache: EpCache::default(),
             links: Links::default(),
         });
         if task >= self.replies.held.len() {
             self.replies.held.resize(task + 1, 0);
+        }
+    }
+
+    /// Records where the kernel keeps thread `id`'s saved registers
+    /// ([`IpcThread::frame`]).
+    pub fn set_frame(&mut self, id: ThreadId, frame: u64) {
+        if let Some(t) = self.threads.get_mut(id).and_then(Option::as_mut) {
+            t.frame = frame;
         }
     }
 
@@ -768,6 +781,7 @@ impl Ipc {
 
     /// Takes the first waiting sender (or receiver) out of an endpoint's
     /// queue.
+    #[inline(always)]
     fn dequeue(&mut self, ep: usize, senders: bool) -> Option<ThreadId> {
         let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
         let q = if senders { &mut e.senders } else { &mut e.receivers };
@@ -1480,6 +1494,18 @@ impl Ipc {
     }
 }
 
+/// The length of the message an IPC syscall's `rax` describes if it is
+/// short and carries no capabilities — what the fast paths carry — or
+/// `None` for anything else. (One rotation puts the capability count above
+/// the length, so one compare checks both.)
+#[inline(always)]
+pub fn short_plain(rax: u64) -> Option<usize> {
+    use abi::ipc::{LEN_MASK, NCAPS_SHIFT, SEND_LEN_SHIFT};
+    const CAPS_AT: u32 = 64 - (SEND_LEN_SHIFT - NCAPS_SHIFT);
+    let v = rax.rotate_right(SEND_LEN_SHIFT) & (LEN_MASK | (7 << CAPS_AT));
+    (v <= SHORT_MAX as u64).then_some(v as usize)
+}
+
 /// The thread a fast path hands the CPU to, and what it receives besides
 /// the message registers (which the kernel passes through untouched).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1490,6 +1516,8 @@ pub struct FastPartner {
     pub task: TaskId,
     /// Its address space.
     pub space: SpaceId,
+    /// Where the kernel keeps its saved registers ([`IpcThread::frame`]).
+    pub frame: u64,
     /// Badge of the caller's token (0 for a reply).
     pub badge: u64,
     /// Reply token (0 for a reply).
@@ -1533,7 +1561,7 @@ impl Ipc {
         if !matches!(s.wait, Wait::Recv { rbuf, .. } if rbuf.cap >= len) || ready.is_some_and(|p| p > s.priority) {
             return None;
         }
-        let (server_task, space) = (s.task, s.space);
+        let (server_task, space, frame) = (s.task, s.space, s.frame);
         let (reply_token, reply) = self.replies.try_insert(Reply { holder: server_task, caller: Some(t) })?;
         // Commit (the reply right is the last check and the first change).
         s.wait = Wait::None;
@@ -1547,7 +1575,7 @@ impl Ipc {
         let c = self.th(t);
         c.wait = Wait::Reply { reply, rbuf };
         c.deadline = None;
-        Some(FastPartner { thread: server, task: server_task, space, badge, reply: reply_token })
+        Some(FastPartner { thread: server, task: server_task, space, frame, badge, reply: reply_token })
     }
 
     /// Fast reply-and-receive by the server thread `t`: the caller that now
@@ -1577,7 +1605,7 @@ impl Ipc {
         {
             return None;
         }
-        let partner = FastPartner { thread: caller, task: c.task, space: c.space, badge: 0, reply: 0 };
+        let partner = FastPartner { thread: caller, task: c.task, space: c.space, frame: c.frame, badge: 0, reply: 0 };
         let (ep_id, _) = s.endpoint_right(caps, ep_token, rights::READ)?;
         let ep = self.endpoints.get_mut(ep_id)?.as_mut()?;
         if !ep.senders.is_empty() || !ep.queue.is_empty() {

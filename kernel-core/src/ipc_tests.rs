@@ -2602,3 +2602,22 @@ fn a_remembered_endpoint_check_dies_with_the_capability() {
     w.kernel_after();
     w.check();
 }
+
+/// `short_plain` against its definition, for every capability count, the
+/// lengths around the limit and beyond, and other fields set or not.
+#[test]
+fn short_plain_takes_exactly_short_messages_without_capabilities() {
+    use abi::ipc::{LEN_MASK, NCAPS_SHIFT, RECV_CAP_SHIFT, SEND_LEN_SHIFT};
+    let lens = (0..=200u64).chain([LEN_MASK - 1, LEN_MASK, 1 << 20]);
+    for ncaps in 0..8u64 {
+        for len in lens.clone() {
+            for other in [0, 0x1d, 0xff, LEN_MASK << RECV_CAP_SHIFT, 1 << 63, u64::MAX << RECV_CAP_SHIFT] {
+                let rax = (other & !((LEN_MASK << SEND_LEN_SHIFT) | (7 << NCAPS_SHIFT)))
+                    | (ncaps << NCAPS_SHIFT)
+                    | (len << SEND_LEN_SHIFT);
+                let want = (ncaps == 0 && len <= SHORT_MAX as u64).then_some(len as usize);
+                assert_eq!(short_plain(rax), want, "rax {rax:#x}");
+            }
+        }
+    }
+}

@@ -91,7 +91,16 @@ impl Queue {
     /// is none). In a queue kept in order by some rank, with `ahead`
     /// meaning "ranks the same or higher", this keeps the order and puts
     /// `i` behind its equals.
+    #[inline(always)]
     pub fn insert_behind<T: Linked>(&mut self, items: &mut [Option<T>], i: usize, ahead: impl Fn(&T) -> bool) {
+        if self.tail == NIL {
+            return self.push_back(items, i);
+        }
+        self.insert_walk(items, i, ahead);
+    }
+
+    #[inline(never)]
+    fn insert_walk<T: Linked>(&mut self, items: &mut [Option<T>], i: usize, ahead: impl Fn(&T) -> bool) {
         let mut after = self.tail;
         while after != NIL {
             let rec = items.get(after as usize).and_then(Option::as_ref).expect("queued record exists");

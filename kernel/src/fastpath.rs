@@ -19,7 +19,7 @@ use crate::kernel::{with_kernel, Kernel};
 use abi::{ipc as abi_ipc, Sys};
 use arch_x86_64::trap::{TrapFrame, SYSCALL_VECTOR};
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel_core::ipc::FastPartner;
+use kernel_core::ipc::{short_plain, FastPartner};
 
 /// Whether the IPC fast paths are tried at all (set once at boot: off with
 /// `nofastpath` on the kernel command line, or when built without them).
@@ -37,12 +37,13 @@ pub fn syscall(f: &mut TrapFrame) -> u64 {
     const INSPECT: u64 = Sys::CapInspect as u64;
     let rax = f.rax;
     // (Only IPC calls carry bits above the number.) A message the fast
-    // paths cannot carry (long, or with capabilities) goes to the general
-    // path at once, without the kernel lock.
+    // paths cannot carry (long, or with capabilities), and every IPC while
+    // they are off, goes to the general path at once: before the kernel
+    // lock and the handlers' frames.
     match rax & abi_ipc::NUMBER_MASK {
         CALL | REPLY_RECEIVE if !ENABLED.load(Ordering::Relaxed) => 0,
-        CALL => crate::ipc::short_plain(rax).map_or(0, |len| call(f, len)),
-        REPLY_RECEIVE => crate::ipc::short_plain(rax).map_or(0, |len| reply_receive(f, len)),
+        CALL => short_plain(rax).map_or(0, |len| call(f, len)),
+        REPLY_RECEIVE => short_plain(rax).map_or(0, |len| reply_receive(f, len)),
         COUNTER if rax == COUNTER => counter(f),
         INSPECT if rax == INSPECT => inspect(f),
         _ => 0,

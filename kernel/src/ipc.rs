@@ -582,15 +582,6 @@ fn message(f: &TrapFrame) -> KResult<Msg> {
     Ok(msg)
 }
 
-/// The length of a short message without capabilities — what the fast
-/// paths carry — or `None` for anything else.
-#[inline(always)]
-pub fn short_plain(rax: u64) -> Option<usize> {
-    let ncaps = (rax >> abi_ipc::NCAPS_SHIFT) & 7;
-    let len = ((rax >> abi_ipc::SEND_LEN_SHIFT) & abi_ipc::LEN_MASK) as usize;
-    (ncaps == 0 && len <= SHORT_MAX).then_some(len)
-}
-
 fn recv_buf(f: &TrapFrame) -> RecvBuf {
     RecvBuf { addr: f.r10, cap: ((f.rax >> abi_ipc::RECV_CAP_SHIFT) & abi_ipc::LEN_MASK) as usize }
 }
@@ -615,7 +606,7 @@ fn timeout(k: &Kernel, us: u64) -> Timeout {
 /// length; the kernel has yet to block the caller and run the partner.
 /// `None` leaves everything as it was, for the general path. `len` is the
 /// message's length, which the caller found short and plain
-/// ([`short_plain`]).
+/// ([`kernel_core::ipc::short_plain`]).
 #[inline(always)]
 pub fn try_fast(
     k: &mut Kernel,
@@ -699,7 +690,9 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
     };
     match outcome {
         Outcome::Done(r) => write_result(f, &r),
-        Outcome::Blocked => k.block_current(crate::kernel::Wait::Ipc),
+        // The engine holds the caller's wait; its kernel state stays
+        // active (see `ThreadState::Active`), and dispatching runs another.
+        Outcome::Blocked => k.blocked_in_ipc(),
     }
 }
 

@@ -52,8 +52,6 @@ pub const MAX_THREADS_PER_TASK: usize = 64;
 pub enum Wait {
     /// The end of a task.
     TaskEnd(usize),
-    /// An IPC operation (the engine knows which).
-    Ipc,
 }
 
 /// A thread's scheduling state.
@@ -63,9 +61,13 @@ pub enum ThreadState {
     Created,
     /// In the ready queues.
     Ready,
-    /// On the CPU.
-    Running,
-    /// Waiting.
+    /// Started and in no ready queue: on the CPU (the current thread), or
+    /// blocked in IPC — which of the two only the IPC engine's wait says
+    /// ([`IpcThread::wait`](kernel_core::ipc::IpcThread)). So the IPC fast
+    /// paths, which hand the CPU from one active thread to another, change
+    /// no kernel state of either.
+    Active,
+    /// Waiting for something outside IPC.
     Blocked(Wait),
     /// Ended; its stack is freed at the next kernel entry.
     Dead,
@@ -146,6 +148,9 @@ pub struct Kernel {
     pub threads: Vec<Option<Thread>>,
     ready: ReadyQueues,
     current: usize,
+    /// The current thread blocked in IPC during this kernel entry (it stays
+    /// [`ThreadState::Active`]; dispatching must run another).
+    ipc_blocked: bool,
     resched: bool,
     zombies: Vec<usize>,
     dead_spaces: Vec<u64>,
@@ -211,6 +216,7 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
         threads: Vec::new(),
         ready: ReadyQueues::new(),
         current: IDLE,
+        ipc_blocked: false,
         resched: false,
         zombies: Vec::new(),
         dead_spaces: Vec::new(),
@@ -245,7 +251,7 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     k.threads.push(Some(Thread {
         task: None,
         priority: 0,
-        state: ThreadState::Running,
+        state: ThreadState::Active,
         kstack: idle_stack,
         frame: frame_at,
     }));
@@ -391,6 +397,9 @@ impl Kernel {
         self.threads[id] = Some(Thread { frame: at, ..t });
         let space = self.task(task).map_or(0, |t| t.space);
         self.ipc.add_thread(id, task, space, priority);
+        // (A user thread's frame stays where it is: it enters the kernel
+        // only from user mode, always at the top of its kernel stack.)
+        self.ipc.set_frame(id, at);
         if let Some(task) = self.task_mut(task) {
             task.threads.push(id);
         }
@@ -406,7 +415,15 @@ impl Kernel {
         }
     }
 
-    /// Blocks the running thread.
+    /// The running thread blocked in IPC: the engine holds its wait, its
+    /// state stays [`ThreadState::Active`], and the next dispatch runs
+    /// another thread.
+    pub fn blocked_in_ipc(&mut self) {
+        self.ipc_blocked = true;
+    }
+
+    /// Blocks the running thread (outside IPC: a thread blocked in IPC
+    /// stays [`ThreadState::Active`], the engine holds its wait).
     pub fn block_current(&mut self, why: Wait) {
         let cur = self.current;
         if let Some(t) = self.thread_mut(cur) {
@@ -608,14 +625,14 @@ impl Kernel {
     #[inline(never)]
     fn wake_threads(&mut self, direct: bool) {
         let n = self.ipc.wake_count();
-        let direct = direct
-            && n == 1
-            && self.direct.is_none()
-            && self.thread(self.current).is_some_and(|t| t.state == ThreadState::Blocked(Wait::Ipc));
+        let cur = self.current;
+        let direct = direct && n == 1 && self.direct.is_none() && self.ipc_blocked;
         let Kernel { ipc, threads, ready, direct: next, .. } = self;
         ipc.drain_wakes(|t, r| {
             let Some(th) = threads.get_mut(t).and_then(Option::as_mut) else { return };
-            if th.state != ThreadState::Blocked(Wait::Ipc) {
+            // (An IPC wake is for a thread blocked in IPC: active and not
+            // on the CPU.)
+            if th.state != ThreadState::Active || t == cur {
                 return;
             }
             trap::with_frame(th.frame, |f| crate::ipc::write_result(f, r));
@@ -767,6 +784,7 @@ impl Kernel {
     pub fn dispatch(&mut self) -> u64 {
         // A fast-path partner runs next unless a higher priority is ready
         // (the caller has blocked, so it does not compete).
+        let blocked = core::mem::take(&mut self.ipc_blocked);
         if let Some(d) = self.direct.take() {
             let dp = self.thread(d).map_or(0, |t| t.priority);
             if self.ready.highest().is_none_or(|p| p <= dp) {
@@ -777,7 +795,7 @@ impl Kernel {
         }
         let cur = self.current;
         let cur_prio = self.thread(cur).map_or(0, |t| t.priority);
-        let cur_runs = cur != IDLE && self.thread(cur).is_some_and(|t| t.state == ThreadState::Running);
+        let cur_runs = cur != IDLE && !blocked && self.thread(cur).is_some_and(|t| t.state == ThreadState::Active);
         let switch = match (cur_runs, self.ready.highest()) {
             (false, _) => true,
             (true, None) => false,
@@ -813,16 +831,8 @@ impl Kernel {
     /// frame.
     #[inline(always)]
     pub fn fast_switch(&mut self, p: &FastPartner, regs: [u64; 6]) -> u64 {
-        let cur = self.current;
-        if let Some(t) = self.thread_mut(cur) {
-            t.state = ThreadState::Blocked(Wait::Ipc);
-        }
-        let Some(t) = self.thread_mut(p.thread) else {
-            // The engine and the kernel add and remove threads together.
-            panic!("fast-path partner {} has no thread record", p.thread);
-        };
-        t.state = ThreadState::Running;
-        let frame = t.frame;
+        // (Both threads stay active: the engine's waits say which one runs.)
+        let frame = p.frame;
         trap::with_frame(frame, |pf| {
             [pf.rax, pf.rdi, pf.rsi, pf.rdx, pf.r8, pf.r9] = regs;
         });
@@ -848,7 +858,7 @@ impl Kernel {
             CURRENT_TASK.store(usize::MAX, Ordering::Relaxed);
             return 0;
         };
-        t.state = ThreadState::Running;
+        t.state = ThreadState::Active;
         let (top, frame, task) = (t.kstack_top(), t.frame, t.task);
         CURRENT_TASK.store(task.unwrap_or(usize::MAX), Ordering::Relaxed);
         let space = task
