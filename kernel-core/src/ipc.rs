@@ -562,9 +562,6 @@ pub struct Ipc {
     /// The task whose capability table holds capabilities in flight in
     /// asynchronous queues.
     holder: TaskId,
-    /// True to let `fast_*` take their path (the build switch is in the
-    /// kernel; tests turn it off here).
-    pub fast_enabled: bool,
 }
 
 fn slot_of<T>(v: &mut Vec<Option<T>>) -> usize {
@@ -592,7 +589,6 @@ impl Ipc {
             wakes: Vec::new(),
             deadline_floor: u64::MAX,
             holder,
-            fast_enabled: true,
         }
     }
 
@@ -1535,7 +1531,10 @@ pub struct FastPartner {
 /// CPU.
 ///
 /// `ready` is the highest priority of a thread ready to run: a partner of
-/// lower priority must not run first, so the fast path declines.
+/// lower priority must not run first, so the fast path declines. `rbuf`
+/// gives the caller's receive buffer, asked for only when the path commits
+/// (the kernel reads it from the saved frame then, instead of keeping it in
+/// registers across the checks).
 impl Ipc {
     /// Fast call by the thread `t` through `token`: the server that now runs.
     #[inline(always)]
@@ -1545,10 +1544,10 @@ impl Ipc {
         t: ThreadId,
         token: u64,
         len: usize,
-        rbuf: RecvBuf,
+        rbuf: impl FnOnce() -> RecvBuf,
         ready: Option<u8>,
     ) -> Option<FastPartner> {
-        if !self.fast_enabled || len > SHORT_MAX {
+        if len > SHORT_MAX {
             return None;
         }
         let (ep_id, badge) = self.threads.get_mut(t)?.as_mut()?.endpoint_right(caps, token, rights::WRITE)?;
@@ -1573,7 +1572,7 @@ impl Ipc {
         ep.stats.bytes += len as u64;
         ep.stats.calls += 1;
         let c = self.th(t);
-        c.wait = Wait::Reply { reply, rbuf };
+        c.wait = Wait::Reply { reply, rbuf: rbuf() };
         c.deadline = None;
         Some(FastPartner { thread: server, task: server_task, space, frame, badge, reply: reply_token })
     }
@@ -1589,10 +1588,10 @@ impl Ipc {
         reply_token: u64,
         len: usize,
         ep_token: u64,
-        rbuf: RecvBuf,
+        rbuf: impl FnOnce() -> RecvBuf,
         ready: Option<u8>,
     ) -> Option<FastPartner> {
-        if !self.fast_enabled || len > SHORT_MAX {
+        if len > SHORT_MAX {
             return None;
         }
         let task = self.threads.get(t)?.as_ref()?.task;
@@ -1615,7 +1614,7 @@ impl Ipc {
         ep.stats.recv_blocks += 1;
         c.wait = Wait::None;
         c.deadline = None;
-        s.wait = Wait::Recv { ep: ep_id, token: ep_token, rbuf };
+        s.wait = Wait::Recv { ep: ep_id, token: ep_token, rbuf: rbuf() };
         s.deadline = None;
         self.replies.take(slot);
         // An empty receiver queue takes the server as is; otherwise by

@@ -317,7 +317,7 @@ fn fast_call(
     regs: [u64; MSG_REGS],
     rbuf: RecvBuf,
 ) -> Option<(ThreadId, Received)> {
-    let p = ipc.fast_call(caps, t, token, len, rbuf, None)?;
+    let p = ipc.fast_call(caps, t, token, len, || rbuf, None)?;
     Some((p.thread, Received { len, regs, badge: p.badge, reply: p.reply, ..Received::default() }))
 }
 
@@ -333,7 +333,7 @@ fn fast_reply_receive(
     ep_token: u64,
     rbuf: RecvBuf,
 ) -> Option<(ThreadId, Received)> {
-    let p = ipc.fast_reply_receive(caps, t, reply_token, len, ep_token, rbuf, None)?;
+    let p = ipc.fast_reply_receive(caps, t, reply_token, len, ep_token, || rbuf, None)?;
     Some((p.thread, Received { len, regs, ..Received::default() }))
 }
 
@@ -2345,7 +2345,6 @@ struct FastCase {
     len: usize,
     regs: [u64; MSG_REGS],
     rbuf: RecvBuf,
-    enabled: bool,
 }
 
 fn fast_case() -> impl Strategy<Value = FastCase> {
@@ -2358,9 +2357,8 @@ fn fast_case() -> impl Strategy<Value = FastCase> {
         prop_oneof![3 => 0..=8usize, 3 => 0..=SHORT_MAX, 1 => 0..=SHORT_MAX + 8],
         any::<[u64; MSG_REGS]>(),
         (any::<u64>(), prop_oneof![0..=SHORT_MAX + 8, any::<usize>()]),
-        prop::bool::weighted(0.95),
     )
-        .prop_map(|(ops, thread, token, ep_token, len, regs, (addr, cap), enabled)| FastCase {
+        .prop_map(|(ops, thread, token, ep_token, len, regs, (addr, cap))| FastCase {
             ops,
             thread,
             token,
@@ -2368,7 +2366,6 @@ fn fast_case() -> impl Strategy<Value = FastCase> {
             len,
             regs,
             rbuf: RecvBuf { addr, cap },
-            enabled,
         })
 }
 
@@ -2424,7 +2421,6 @@ fn check_fast(c: &FastCase, reply_receive: bool) -> Result<Option<bool>, TestCas
         .then(|| fast.held.iter().map(|h| h.server).find(|&s| s < SIM_THREADS && fast.doing[s] == Doing::Idle))
         .flatten();
     let Some(t) = server.or_else(|| fast.running_thread(c.thread)) else { return Ok(None) };
-    fast.w.ipc.fast_enabled = c.enabled;
     let before = fast.snapshot();
     let mem_before = fast.w.mem.clone();
     let regs = c.regs;
@@ -2446,9 +2442,8 @@ fn check_fast(c: &FastCase, reply_receive: bool) -> Result<Option<bool>, TestCas
         prop_assert!(fast.w.mem == mem_before);
         return Ok(Some(false));
     };
-    prop_assert!(c.enabled && c.len <= SHORT_MAX);
+    prop_assert!(c.len <= SHORT_MAX);
     let mut general = build(&c.ops);
-    general.w.ipc.fast_enabled = c.enabled;
     let msg = short(c.len, regs);
     let o = if reply_receive {
         general.w.reply_recv(t, reply_token, msg, ep_token, c.rbuf, Timeout::Never)
@@ -2548,15 +2543,15 @@ fn fast_paths_decline_when_a_higher_priority_thread_is_ready() {
     let (mut w, ep, ep0) = pair();
     blocked(w.recv(2, ep, REGS, Timeout::Never));
     let before = std::format!("{:?}", w.ipc);
-    assert_eq!(w.ipc.fast_call(&w.caps, 0, ep0, 8, REGS, Some(2)), None);
+    assert_eq!(w.ipc.fast_call(&w.caps, 0, ep0, 8, || REGS, Some(2)), None);
     assert_eq!(std::format!("{:?}", w.ipc), before);
-    let p = w.ipc.fast_call(&w.caps, 0, ep0, 8, REGS, Some(1)).unwrap();
+    let p = w.ipc.fast_call(&w.caps, 0, ep0, 8, || REGS, Some(1)).unwrap();
     assert_eq!((p.thread, p.task), (2, 1));
     assert_ne!(p.reply, 0);
     let before = std::format!("{:?}", w.ipc);
-    assert_eq!(w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, Some(2)), None);
+    assert_eq!(w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, || REGS, Some(2)), None);
     assert_eq!(std::format!("{:?}", w.ipc), before);
-    let back = w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, None).unwrap();
+    let back = w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, || REGS, None).unwrap();
     assert_eq!((back.thread, back.task, back.badge, back.reply), (0, 0, 0, 0));
     assert!(matches!(w.wait(2), Wait::Recv { .. }));
     assert_eq!(w.wait(0), Wait::None);
@@ -2572,31 +2567,31 @@ fn a_remembered_endpoint_check_dies_with_the_capability() {
     let (mut w, ep, ep0) = pair();
     // Thread 0 calls on the fast path; its check of `ep0` is remembered.
     blocked(w.recv(2, ep, REGS, Timeout::Never));
-    let p = w.ipc.fast_call(&w.caps, 0, ep0, 0, REGS, None).unwrap();
+    let p = w.ipc.fast_call(&w.caps, 0, ep0, 0, || REGS, None).unwrap();
     assert_eq!(p.thread, 2);
-    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, None).unwrap();
+    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, || REGS, None).unwrap();
     // A token of the same task that can only read: refused for a call on
     // both paths, though it names the same endpoint.
     let read_only = w.caps.mint(0, ep0, rights::READ, 0).unwrap();
-    assert_eq!(w.ipc.fast_call(&w.caps, 0, read_only, 0, REGS, None), None);
+    assert_eq!(w.ipc.fast_call(&w.caps, 0, read_only, 0, || REGS, None), None);
     assert_eq!(
         failed(w.call(0, read_only, short(0, [0; MSG_REGS]), REGS, Timeout::Never)).error,
         Error::PermissionDenied
     );
     // `ep0` still works, then is deleted: refused at once on both paths.
-    let p = w.ipc.fast_call(&w.caps, 0, ep0, 0, REGS, None).unwrap();
-    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, REGS, None).unwrap();
+    let p = w.ipc.fast_call(&w.caps, 0, ep0, 0, || REGS, None).unwrap();
+    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep, || REGS, None).unwrap();
     w.caps.delete(0, ep0).unwrap();
-    assert_eq!(w.ipc.fast_call(&w.caps, 0, ep0, 0, REGS, None), None);
+    assert_eq!(w.ipc.fast_call(&w.caps, 0, ep0, 0, || REGS, None), None);
     assert_eq!(failed(w.call(0, ep0, short(0, [0; MSG_REGS]), REGS, Timeout::Never)).error, Error::NotFound);
     // The server's remembered receive token dies with a revoke of it.
     let ep_copy = w.caps.copy(1, ep).unwrap();
     let ep1 = w.give(1, ep, 0, rights::WRITE, 0);
-    let p = w.ipc.fast_call(&w.caps, 0, ep1, 0, REGS, None).unwrap();
-    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep_copy, REGS, None).unwrap();
-    let p = w.ipc.fast_call(&w.caps, 0, ep1, 0, REGS, None).unwrap();
+    let p = w.ipc.fast_call(&w.caps, 0, ep1, 0, || REGS, None).unwrap();
+    w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep_copy, || REGS, None).unwrap();
+    let p = w.ipc.fast_call(&w.caps, 0, ep1, 0, || REGS, None).unwrap();
     w.caps.revoke(1, ep).unwrap();
-    assert_eq!(w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep_copy, REGS, None), None);
+    assert_eq!(w.ipc.fast_reply_receive(&w.caps, 2, p.reply, 0, ep_copy, || REGS, None), None);
     let e = failed(w.reply_recv(2, p.reply, short(0, [0; MSG_REGS]), ep_copy, REGS, Timeout::Never));
     assert_eq!(e.error, Error::NotFound);
     w.kernel_after();

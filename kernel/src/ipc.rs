@@ -620,7 +620,7 @@ pub fn try_fast(
         return None;
     }
     let t = k.current();
-    let rbuf = recv_buf(f);
+    let rbuf = || recv_buf(f);
     let p = if call {
         k.ipc.fast_call(&k.caps, t, f.rdi, len, rbuf, ready)
     } else {

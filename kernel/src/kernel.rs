@@ -233,12 +233,12 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     // flight in asynchronous queues.
     k.tasks.push(None);
     k.caps.add_task(HOLDER_TASK).map_err(|_| "capability space")?;
-    k.ipc.fast_enabled = crate::ipc::FASTPATH_BUILT && !info.cmdline().split(' ').any(|w| w == "nofastpath");
-    crate::fastpath::ENABLED.store(k.ipc.fast_enabled, Ordering::Relaxed);
+    let fast = crate::ipc::FASTPATH_BUILT && !info.cmdline().split(' ').any(|w| w == "nofastpath");
+    crate::fastpath::ENABLED.store(fast, Ordering::Relaxed);
     if info.cmdline().split(' ').any(|w| w == "noremap") {
         k.remap_min = usize::MAX;
     }
-    print!("[iris] IPC fast path {}, ", if k.ipc.fast_enabled { "on" } else { "off" });
+    print!("[iris] IPC fast path {}, ", if fast { "on" } else { "off" });
     if k.remap_min == usize::MAX {
         println!("remap off");
     } else {
