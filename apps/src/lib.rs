@@ -509,6 +509,89 @@ pub extern "C" fn job_thread(arg: u64) -> ! {
     sys::thread_exit(0)
 }
 
+// ----- the "resend" scenario (`t-resend` and `resend-srv`) -----
+
+/// Calls of the "resend" scenario.
+pub const RESEND_ROUNDS: u64 = 72;
+/// Size of each buffer region of the "resend" scenario: 18 pages.
+pub const RESEND_REGION: usize = 72 * 1024;
+const PAGE: usize = 4096;
+
+/// Call `k` of the "resend" scenario, as both of its tasks compute it.
+/// The calls alternate between two buffer pairs on each side (pair
+/// `k % 2`); the message sits at the same offset in all four regions of
+/// a call, so its whole pages are remapped both ways.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResendRound {
+    /// Offset of the message in its region (request, receive, reply).
+    pub off: usize,
+    /// Length of the request and of the reply.
+    pub len: usize,
+    /// Message bytes `xor.0..xor.1` the server XORs with `xor.2` in its
+    /// receive buffer (a write into pages it shares with the client)
+    /// before it replies from that buffer.
+    pub xor: (usize, usize, u8),
+}
+
+/// Where call `k` stands in its pair's cycle of six uses
+/// ([`resend_round`] and `t-resend` say what each does).
+pub fn resend_phase(k: u64) -> u64 {
+    (k / 2) % 6
+}
+
+/// Call `k` of the "resend" scenario. The shape changes every twelve
+/// calls (each pair's cycle of six); the server writes one page of the
+/// message in phase 2 and all of it in phase 4.
+pub fn resend_round(k: u64) -> ResendRound {
+    let (off, len) = match (k / 12) % 3 {
+        0 => (0, 64 * 1024),
+        1 => (100, 64 * 1024 - 200),
+        _ => (4000, 40000),
+    };
+    let mut r = ResendRound { off, len, xor: (0, 0, 0) };
+    let x = (k as u8).wrapping_mul(2) | 1;
+    r.xor = match resend_phase(k) {
+        2 => {
+            let (a, b) = r.page(k);
+            (a, b, x)
+        }
+        4 => (0, len, x),
+        _ => (0, 0, 0),
+    };
+    r
+}
+
+impl ResendRound {
+    /// Whole pages of the message (the pages a remap delivers).
+    pub fn whole_pages(&self) -> usize {
+        let first = self.off.next_multiple_of(PAGE);
+        let last = (self.off + self.len) / PAGE * PAGE;
+        last.saturating_sub(first) / PAGE
+    }
+
+    /// Message bytes of one whole page of the message, chosen by `n`.
+    pub fn page(&self, n: u64) -> (usize, usize) {
+        let first = self.off.next_multiple_of(PAGE) - self.off;
+        let start = first + (n as usize * 5) % self.whole_pages().max(1) * PAGE;
+        (start, start + PAGE)
+    }
+
+    /// Reply byte `j` for request byte `b`: the server's XOR applied.
+    pub fn reply_byte(&self, b: u8, j: usize) -> u8 {
+        let (from, to, x) = self.xor;
+        if (from..to).contains(&j) {
+            b ^ x
+        } else {
+            b
+        }
+    }
+}
+
+/// The first offset at which `a` and `b` differ (or at which the shorter ends).
+pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then(|| a.len().min(b.len())))
+}
+
 // ----- helpers for the IPC benchmark (`bench`, `bench-server`) -----
 
 /// Reads the time-stamp counter. Under QEMU with `-icount shift=0` it

@@ -41,6 +41,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("call-64k-copy", "call + reply, 64 KiB each way, copy"),
     ("call-16k-remap", "call + reply, 16 KiB each way, remap"),
     ("call-64k-remap", "call + reply, 64 KiB each way, remap"),
+    ("call-16k-remap-fresh", "call + reply, 16 KiB each way, remap, pages rewritten"),
+    ("call-64k-remap-fresh", "call + reply, 64 KiB each way, remap, pages rewritten"),
 ];
 
 /// One figure: guest instructions per operation.
@@ -54,16 +56,19 @@ pub struct Figure {
     pub iters: u64,
 }
 
-/// A `bench: remap …` line: pages the calls of one figure remapped.
+/// A `bench: remap …` line (pages the calls of one figure remapped) or a
+/// `bench: cow …` line (copy-on-write copies the measured calls of a
+/// `-fresh` figure took).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemapCheck {
+pub struct PageCheck {
     /// Operation.
     pub op: String,
     /// `user` or `kernel`.
     pub variant: String,
-    /// Pages remapped (kernel counter `RemappedPages`).
+    /// Pages counted: remapped (kernel counter `RemappedPages`) or copied
+    /// on a write (`CowCopies`).
     pub pages: u64,
-    /// Pages the variant should remap (0 for copies).
+    /// Pages there should be (0 for the remaps of copies).
     pub expected: u64,
 }
 
@@ -75,7 +80,9 @@ pub struct Results {
     /// Figures by (operation, variant).
     pub figures: BTreeMap<(String, String), Figure>,
     /// Remap counts.
-    pub remap: Vec<RemapCheck>,
+    pub remap: Vec<PageCheck>,
+    /// Copy-on-write counts.
+    pub cow: Vec<PageCheck>,
     /// The guest's calibration line.
     pub calibration: String,
     /// The guest's closing line (timer ticks, context switches).
@@ -108,10 +115,16 @@ pub fn parse_log(log: &str) -> Result<Results, String> {
             ["FAILED:", ..] => return Err(format!("the benchmark failed: {line}")),
             ["done:", ..] => r.done = rest.to_string(),
             ["calibration", ..] => r.calibration = rest.to_string(),
-            ["remap", op, variant, pages, expected] => r.remap.push(RemapCheck {
+            ["remap", op, variant, pages, expected] => r.remap.push(PageCheck {
                 op: op.to_string(),
                 variant: variant.to_string(),
                 pages: field(pages, "pages")?,
+                expected: field(expected, "expected")?,
+            }),
+            ["cow", op, variant, copies, expected] => r.cow.push(PageCheck {
+                op: op.to_string(),
+                variant: variant.to_string(),
+                pages: field(copies, "copies")?,
                 expected: field(expected, "expected")?,
             }),
             [op, variant, min, median, iters] if min.starts_with("min=") => {
@@ -238,15 +251,17 @@ pub fn table(on: &Results, off: &Results) -> String {
         t,
         "Each cell is min/median over the measured iterations; one number when they are equal.\n\
          user = rdtsc around the SDK call (server: SDK loop); kernel = from `syscall` to the first user\n\
-         instruction after the return (server: fixed asm loop, its 6 user instructions subtracted).\n"
+         instruction after the return (server: fixed asm loop, its 6 user instructions subtracted).\n\
+         -fresh: before each call the client writes a byte in every page of both buffers; user includes\n\
+         those writes and their copy-on-write faults, kernel does not.\n"
     );
     let targets = targets();
     let _ = writeln!(
         t,
-        "{:<16} {:<54} | {:>9} {:>9} | {:>9} {:>9} | targets (kernel path, minimum)",
+        "{:<20} {:<54} | {:>9} {:>9} | {:>9} {:>9} | targets (kernel path, minimum)",
         "operation", "what it measures", "on:user", "on:kernel", "off:user", "off:kernel"
     );
-    let _ = writeln!(t, "{}", "-".repeat(16 + 1 + 54 + 3 + 19 + 3 + 19 + 3 + 30));
+    let _ = writeln!(t, "{}", "-".repeat(20 + 1 + 54 + 3 + 19 + 3 + 19 + 3 + 30));
     for (op, desc) in ordered_ops(on, off) {
         let marks: Vec<String> = targets
             .iter()
@@ -261,7 +276,7 @@ pub fn table(on: &Results, off: &Results) -> String {
             .collect();
         let _ = writeln!(
             t,
-            "{:<16} {:<54} | {:>9} {:>9} | {:>9} {:>9} | {}",
+            "{:<20} {:<54} | {:>9} {:>9} | {:>9} {:>9} | {}",
             op,
             desc,
             cell(on, &op, "user"),
@@ -281,10 +296,13 @@ pub fn table(on: &Results, off: &Results) -> String {
         };
     }
     for r in [on, off] {
-        for c in r.remap.iter().filter(|c| c.expected > 0 && c.pages != c.expected) {
+        let remaps =
+            r.remap.iter().filter(|c| c.expected > 0).map(|c| (c, "pages remapped", "the kernel copied instead"));
+        let cows = r.cow.iter().map(|c| (c, "copy-on-write copies", "not every remap was of fresh pages"));
+        for (c, what, meaning) in remaps.chain(cows).filter(|(c, _, _)| c.pages != c.expected) {
             let _ = writeln!(
                 t,
-                "warning: {} {} (fast path {}) remapped {} pages, {} expected: the kernel copied instead",
+                "warning: {} {} (fast path {}): {} {what}, {} expected: {meaning}",
                 c.op,
                 c.variant,
                 if r.fastpath { "on" } else { "off" },
@@ -337,20 +355,24 @@ pub fn to_json(on: &Results, off: &Results) -> String {
         }
     }
     let _ = writeln!(j, "{}\n  ],", rows.join(",\n"));
-    let mut rows = Vec::new();
-    for r in [on, off] {
-        for c in &r.remap {
-            rows.push(format!(
-                "    {{\"op\": {}, \"fastpath\": {}, \"variant\": {}, \"pages_remapped\": {}, \"expected\": {}}}",
-                json_str(&c.op),
-                r.fastpath,
-                json_str(&c.variant),
-                c.pages,
-                c.expected
-            ));
+    for (name, count, lists) in
+        [("remap_checks", "pages_remapped", [&on.remap, &off.remap]), ("cow_checks", "cow_copies", [&on.cow, &off.cow])]
+    {
+        let mut rows = Vec::new();
+        for (r, list) in [on, off].into_iter().zip(lists) {
+            for c in list {
+                rows.push(format!(
+                    "    {{\"op\": {}, \"fastpath\": {}, \"variant\": {}, \"{count}\": {}, \"expected\": {}}}",
+                    json_str(&c.op),
+                    r.fastpath,
+                    json_str(&c.variant),
+                    c.pages,
+                    c.expected
+                ));
+            }
         }
+        let _ = writeln!(j, "  \"{name}\": [\n{}\n  ],", rows.join(",\n"));
     }
-    let _ = writeln!(j, "  \"remap_checks\": [\n{}\n  ],", rows.join(",\n"));
     let mut rows = Vec::new();
     for x in targets() {
         let (v, met) = evaluate(&x, on, off).map_or(("null".to_string(), "null".to_string()), |(v, m)| {
@@ -751,6 +773,8 @@ pub const TRACE_OPS: &[(&str, &str)] = &[
     ("call-4k-copy", "call + reply, 4 KiB each way, copy"),
     ("call-64k-copy", "call + reply, 64 KiB each way, copy"),
     ("call-64k-remap", "call + reply, 64 KiB each way, remap"),
+    ("call-16k-remap-fresh", "call + reply, 16 KiB each way, remap, pages rewritten"),
+    ("call-64k-remap-fresh", "call + reply, 64 KiB each way, remap, pages rewritten"),
 ];
 /// Runs of each operation in the traced part (as `bench-trace` does).
 pub const TRACE_RUNS: usize = 8;
@@ -1076,6 +1100,7 @@ mod tests {
         bench: null-syscall user min=255 median=256 iters=2000\n\
         bench: null-syscall kernel min=242 median=242 iters=2000\n\
         bench: remap call-64k-remap kernel pages=35200 expected=35200\n\
+        bench: cow call-64k-remap-fresh user copies=31990 expected=32000\n\
         bench: done: 36 timer ticks, 68445 context switches\n";
 
     #[test]
@@ -1085,6 +1110,18 @@ mod tests {
         assert_eq!(r.figures[&("null-syscall".into(), "user".into())], Figure { min: 255, median: 256, iters: 2000 });
         assert_eq!(r.figures.len(), 2);
         assert_eq!(r.remap.len(), 1);
+        assert_eq!(
+            r.cow,
+            vec![PageCheck {
+                op: "call-64k-remap-fresh".into(),
+                variant: "user".into(),
+                pages: 31990,
+                expected: 32000
+            }]
+        );
+        let table = table(&r, &r);
+        assert!(table.contains("call-64k-remap-fresh user (fast path off): 31990 copy-on-write copies, 32000 expected"));
+        assert!(parse_json(&to_json(&r, &r)).is_ok_and(|j| format!("{j:?}").contains("cow_copies")));
         assert!(r.done.starts_with("done: 36"));
         assert_eq!(counts(&[&r])["null-syscall/kernel/fastpath-off"], 242);
     }
@@ -1095,6 +1132,7 @@ mod tests {
         assert!(parse_log(&LOG.replace("bench: done", "bench: don")).is_err());
         assert!(parse_log(&LOG.replace("[iris] IPC fast path off", "")).is_err());
         assert!(parse_log(&LOG.replace("min=255", "min=x")).is_err());
+        assert!(parse_log(&LOG.replace("copies=31990", "pages=31990")).is_err());
     }
 
     #[test]

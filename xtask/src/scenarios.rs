@@ -57,6 +57,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario { name: "ipc-rendezvous", manifest: "task t-ipc-rendezvous priority=10 init\n" },
         Scenario { name: "ipc-async", manifest: "task t-ipc-async priority=10 init\n" },
         Scenario { name: "ipc-transfer", manifest: "task t-ipc-transfer priority=10 init\ntask ipc-echo priority=5\n" },
+        Scenario { name: "resend", manifest: "task t-resend priority=10 init\ntask resend-srv priority=5\n" },
         Scenario { name: "ipc-regs", manifest: "task t-ipc-regs priority=11 init\n" },
         Scenario {
             name: "ipc-lifecycle",

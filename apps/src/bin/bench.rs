@@ -18,9 +18,17 @@
 //!   system calls are subtracted too, so a round trip counts exactly the
 //!   instructions executed in kernel mode plus the two `syscall`s.
 //!
+//! The `-fresh` remap figures write one byte in every page of the client's
+//! send and reply buffers before each call, so that no page is already
+//! mapped as the remap would leave it: inside the user figure (the writes
+//! and their copy-on-write faults count), before the timed assembly for the
+//! kernel figure (they do not).
+//!
 //! It also prints `bench: remap <operation> <variant> pages=<n>
 //! expected=<n>` (the `RemappedPages` counter over the warm-up and measured
-//! calls of a figure) and ends with `bench: done`. Any failure prints `bench: FAILED: …` and
+//! calls of a figure), for the `-fresh` figures `bench: cow <operation>
+//! <variant> copies=<n> expected=<n>` (the `CowCopies` counter over the
+//! measured calls), and ends with `bench: done`. Any failure prints `bench: FAILED: …` and
 //! exits with 1. Nothing here waits on a timer or lets the CPU idle, so a
 //! run is the same instruction for instruction every time.
 #![no_std]
@@ -28,6 +36,7 @@
 
 use apps::{bench_serve, rdtsc, ServeMode, BENCH_MAX, BENCH_REGION, SERVE_LOOP_USER_INSNS};
 use core::arch::asm;
+use core::cell::Cell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use sdk::abi::{exit, ipc as ipc_abi, map, rights, Counter, Sys};
 use sdk::syscall_api::*;
@@ -234,8 +243,15 @@ struct Bench<'a> {
 impl Bench<'_> {
     /// User-visible: `rdtsc` around `f` (which returns whether the call had
     /// the expected outcome), `n` times after the warm-up.
-    fn user(&mut self, op: &str, n: usize, mut f: impl FnMut() -> bool) {
+    fn user(&mut self, op: &str, n: usize, f: impl FnMut() -> bool) {
+        self.user_prepared(op, n, |_| {}, f);
+    }
+
+    /// [`Self::user`], calling `prepare` with the iteration's index (the
+    /// warm-up's first) before each, outside the timed part.
+    fn user_prepared(&mut self, op: &str, n: usize, mut prepare: impl FnMut(usize), mut f: impl FnMut() -> bool) {
         for i in 0..WARMUP + n {
+            prepare(i);
             let t0 = rdtsc();
             let ok = f();
             let t1 = rdtsc();
@@ -252,8 +268,23 @@ impl Bench<'_> {
     /// Kernel path of one system call with registers `r` (status `expect`),
     /// less `partner` user instructions of a server in between.
     fn kernel(&mut self, op: &str, n: usize, r: Regs, expect: u64, partner: u64) {
+        self.kernel_prepared(op, n, r, (expect, partner), |_| {});
+    }
+
+    /// [`Self::kernel`] (`(expect, partner)`), calling `prepare` with the
+    /// iteration's index (the warm-up's first) before each, outside the
+    /// timed part.
+    fn kernel_prepared(
+        &mut self,
+        op: &str,
+        n: usize,
+        r: Regs,
+        (expect, partner): (u64, u64),
+        mut prepare: impl FnMut(usize),
+    ) {
         let mut t0 = 0u64;
         for i in 0..WARMUP + n {
+            prepare(i);
             let (t1, status) = timed_syscall(r, &mut t0);
             if status != expect {
                 fail(op, ("kernel path: status", status, "expected", expect));
@@ -556,16 +587,22 @@ fn calls(
     stop_server(s);
     // Kernel path, with an assembly server.
     let s = start_server(place, ServeMode { asm: true, reply_len: len, offset: server_off }, stacks);
-    let r = Regs {
-        rax: ipc_rax(Sys::IpcCall, len, len),
-        rdi: s.ep,
-        r10: bufs.reply.as_mut_ptr() as u64,
-        r8: bufs.send.as_ptr() as u64,
-    };
+    let r = call_regs(s.ep, bufs, len);
     let before = sys::counter(Counter::RemappedPages);
     b.kernel(op, n, r, 0, SERVE_LOOP_USER_INSNS);
     check_remap(op, "kernel", before, n, remap_pages);
     stop_server(s);
+}
+
+/// The registers of a call on `ep` of `len` bytes each way, from and into
+/// the client's buffers.
+fn call_regs(ep: u64, bufs: &mut Buffers, len: usize) -> Regs {
+    Regs {
+        rax: ipc_rax(Sys::IpcCall, len, len),
+        rdi: ep,
+        r10: bufs.reply.as_mut_ptr() as u64,
+        r8: bufs.send.as_ptr() as u64,
+    }
 }
 
 /// Prints how many pages the `WARMUP + n` calls since `before` remapped,
@@ -574,6 +611,66 @@ fn check_remap(op: &str, variant: &str, before: u64, n: usize, pages_per_directi
     let got = sys::counter(Counter::RemappedPages) - before;
     let expected = (WARMUP + n) as u64 * 2 * pages_per_direction;
     println!("bench: remap {} {} pages={} expected={}", op, variant, got, expected);
+}
+
+/// Writes one byte (`v`) in every page of `buf`: a page still shared
+/// copy-on-write from an earlier remap takes a fault and a private copy.
+fn touch_pages(buf: &mut [u8], v: u8) {
+    for page in buf.chunks_mut(4096) {
+        page[0] = v;
+    }
+}
+
+/// Call + reply of `len` bytes each way to a server task, all buffers
+/// page-aligned (remapped), with fresh pages: before every call the client
+/// writes one byte in each page of its send and its reply buffer. Both
+/// still share their frames with the server from the previous call, so
+/// each write takes a copy-on-write fault and a private frame, and each
+/// direction's remap then finds destinations that map other frames than
+/// its source: nothing is settled. The writes and their faults are inside
+/// the user figure and before the timed part of the kernel figure.
+fn fresh_calls(b: &mut Bench, stacks: &Stacks, bufs: &mut Buffers, op: &str, len: usize) {
+    let n = ITERS_LARGE;
+    let pages = len as u64 / 4096;
+    let mut v = 0u8;
+    // The copy-on-write counter when the measured calls begin.
+    let first = Cell::new(0u64);
+    let mark = |i: usize| {
+        if i == WARMUP {
+            first.set(sys::counter(Counter::CowCopies));
+        }
+    };
+    let s = start_server(Place::Task, ServeMode { asm: false, reply_len: len, offset: 0 }, stacks);
+    let before = sys::counter(Counter::RemappedPages);
+    b.user_prepared(op, n, mark, || {
+        v = v.wrapping_add(1);
+        touch_pages(&mut bufs.send[..len], v);
+        touch_pages(&mut bufs.reply[..len], v);
+        sys_ipc_call(s.ep, &bufs.send[..len], &mut bufs.reply[..len]) == Ok(len)
+    });
+    check_cow(op, "user", first.get(), n, pages);
+    check_remap(op, "user", before, n, pages);
+    stop_server(s);
+    let s = start_server(Place::Task, ServeMode { asm: true, reply_len: len, offset: 0 }, stacks);
+    let r = call_regs(s.ep, bufs, len);
+    let before = sys::counter(Counter::RemappedPages);
+    b.kernel_prepared(op, n, r, (0, SERVE_LOOP_USER_INSNS), |i| {
+        mark(i);
+        v = v.wrapping_add(1);
+        touch_pages(&mut bufs.send[..len], v);
+        touch_pages(&mut bufs.reply[..len], v);
+    });
+    check_cow(op, "kernel", first.get(), n, pages);
+    check_remap(op, "kernel", before, n, pages);
+    stop_server(s);
+}
+
+/// Prints how many copy-on-write copies the `n` measured calls since
+/// `before` took, and how many they should have: one per page written,
+/// `pages` in each of the two buffers.
+fn check_cow(op: &str, variant: &str, before: u64, n: usize, pages: u64) {
+    let got = sys::counter(Counter::CowCopies) - before;
+    println!("bench: cow {} {} copies={} expected={}", op, variant, got, n as u64 * 2 * pages);
 }
 
 fn main() -> u64 {
@@ -616,6 +713,9 @@ fn main() -> u64 {
     }
     for (op, len) in [("call-16k-remap", 16384), ("call-64k-remap", 65536)] {
         calls(&mut b, &stacks, &mut bufs, op, Place::Task, len, 0, len as u64 / 4096);
+    }
+    for (op, len) in [("call-16k-remap-fresh", 16384), ("call-64k-remap-fresh", 65536)] {
+        fresh_calls(&mut b, &stacks, &mut bufs, op, len);
     }
     // Last: it leaves its sender thread blocked in a call that is never
     // answered (an outstanding reply the other figures should not see).
