@@ -666,6 +666,24 @@ impl Ipc {
         self.wakes.clear();
     }
 
+    /// The only thread completed by the last operations, with its result,
+    /// if exactly one was (the usual case: an IPC partner); clear it with
+    /// [`Ipc::clear_wakes`] once it is handled.
+    #[inline(always)]
+    pub fn single_wake(&self) -> Option<&(ThreadId, IpcResult)> {
+        match self.wakes.as_slice() {
+            [w] => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Forgets the threads completed by the last operations (the kernel
+    /// handled them, see [`Ipc::single_wake`]).
+    #[inline(always)]
+    pub fn clear_wakes(&mut self) {
+        self.wakes.clear();
+    }
+
     /// How many threads are waiting to be woken.
     pub fn wake_count(&self) -> usize {
         self.wakes.len()
