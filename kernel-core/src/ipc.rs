@@ -820,7 +820,7 @@ impl Ipc {
 
     /// The endpoint and badge `token` names for thread `t`, which needs
     /// `right` on it (the check is remembered per thread, see [`EpCache`]).
-    #[inline]
+    #[inline(always)]
     fn resolve_endpoint(
         &mut self,
         caps: &CapSpace,
