@@ -1088,7 +1088,8 @@ impl Ipc {
         }
         // A receiver is waiting: deliver now, one copy.
         while let Some(r) = self.ep(ep_id).receivers.front() {
-            let Wait::Recv { rbuf, .. } = self.thread(r).expect("queued thread").wait else {
+            let (Wait::Recv { rbuf, .. }, server) = self.thread(r).map(|x| (x.wait, x.task)).expect("queued thread")
+            else {
                 unreachable!("receiver queue holds receiving threads")
             };
             match self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf, call.is_some()) {
@@ -1096,7 +1097,6 @@ impl Ipc {
                     self.dequeue(ep_id, false);
                     self.count(ep_id, msg.len, call.is_some());
                     if let Some(rbuf) = call {
-                        let server = self.thread(r).expect("receiver").task;
                         let (token, reply) = self.new_reply(t, server);
                         self.wake_delivered(r, got, &msg, badge, token);
                         return Ok(self.block(t, Wait::Reply { reply, rbuf }, Timeout::Never));
