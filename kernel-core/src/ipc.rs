@@ -666,6 +666,24 @@ impl Ipc {
         self.wakes.clear();
     }
 
+    /// The only thread completed by the last operations, with its result,
+    /// if exactly one was (the usual case: an IPC partner); clear it with
+    /// [`Ipc::clear_wakes`] once it is handled.
+    #[inline(always)]
+    pub fn single_wake(&self) -> Option<&(ThreadId, IpcResult)> {
+        match self.wakes.as_slice() {
+            [w] => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Forgets the threads completed by the last operations (the kernel
+    /// handled them, see [`Ipc::single_wake`]).
+    #[inline(always)]
+    pub fn clear_wakes(&mut self) {
+        self.wakes.clear();
+    }
+
     /// How many threads are waiting to be woken.
     pub fn wake_count(&self) -> usize {
         self.wakes.len()
@@ -802,7 +820,7 @@ impl Ipc {
 
     /// The endpoint and badge `token` names for thread `t`, which needs
     /// `right` on it (the check is remembered per thread, see [`EpCache`]).
-    #[inline]
+    #[inline(always)]
     fn resolve_endpoint(
         &mut self,
         caps: &CapSpace,
@@ -1070,7 +1088,8 @@ impl Ipc {
         }
         // A receiver is waiting: deliver now, one copy.
         while let Some(r) = self.ep(ep_id).receivers.front() {
-            let Wait::Recv { rbuf, .. } = self.thread(r).expect("queued thread").wait else {
+            let (Wait::Recv { rbuf, .. }, server) = self.thread(r).map(|x| (x.wait, x.task)).expect("queued thread")
+            else {
                 unreachable!("receiver queue holds receiving threads")
             };
             match self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf, call.is_some()) {
@@ -1078,7 +1097,6 @@ impl Ipc {
                     self.dequeue(ep_id, false);
                     self.count(ep_id, msg.len, call.is_some());
                     if let Some(rbuf) = call {
-                        let server = self.thread(r).expect("receiver").task;
                         let (token, reply) = self.new_reply(t, server);
                         self.wake_delivered(r, got, &msg, badge, token);
                         return Ok(self.block(t, Wait::Reply { reply, rbuf }, Timeout::Never));

@@ -12,7 +12,8 @@ use arch_x86_64::paging::{self, FrameSource, Pte, UserPtes};
 use arch_x86_64::trap::TrapFrame;
 use core::cell::Cell;
 use kernel_core::ipc::{
-    EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS, SHORT_MAX,
+    short_plain, EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS,
+    SHORT_MAX,
 };
 
 const PAGE: u64 = 4096;
@@ -564,6 +565,10 @@ pub fn write_result(f: &mut TrapFrame, r: &IpcResult) {
 
 /// Decodes the message a frame sends.
 fn message(f: &TrapFrame) -> KResult<Msg> {
+    // The usual message: short, no capabilities (always valid).
+    if let Some(len) = short_plain(f.rax) {
+        return Ok(Msg { len, regs: mrs(f), ..Msg::default() });
+    }
     let ncaps = ((f.rax >> abi_ipc::NCAPS_SHIFT) & 7) as usize;
     let len = ((f.rax >> abi_ipc::SEND_LEN_SHIFT) & abi_ipc::LEN_MASK) as usize;
     if ncaps > abi_ipc::MAX_CAPS || (len <= SHORT_MAX && len > SHORT_MAX - 8 * ncaps) {

@@ -293,8 +293,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
             if k.caps.has_removed() {
                 k.after_cap_changes();
             }
-            k.apply_wakes(true);
-            return k.dispatch();
+            return k.end_syscall();
         }
         cpu::TIMER_VECTOR => {
             cpu::end_of_interrupt();
@@ -622,6 +621,52 @@ impl Kernel {
         }
     }
 
+    /// Ends a syscall on the general path: wakes the threads the IPC
+    /// engine completed and picks the thread to run. What
+    /// [`Kernel::apply_wakes`] (direct) and [`Kernel::dispatch`] do, with
+    /// the usual case of an IPC taken in one step: the running thread
+    /// blocked in IPC and woke exactly one partner, which runs next.
+    #[inline(always)]
+    fn end_syscall(&mut self) -> u64 {
+        if self.ipc.has_wakes() {
+            if self.ipc_blocked && self.direct.is_none() {
+                if let Some(frame) = self.switch_to_woken() {
+                    return frame;
+                }
+            }
+            self.wake_threads(true);
+        }
+        self.dispatch()
+    }
+
+    /// If the IPC engine woke exactly one thread, one that blocked in IPC
+    /// and may run now (no higher priority is ready), writes its result and
+    /// switches to it: what [`Kernel::wake_threads`] and
+    /// [`Kernel::dispatch`] do for it, with one look-up of its record.
+    /// `None` (nothing changed) for any other case. The running thread
+    /// blocked in IPC and no fast-path partner is pending.
+    #[inline(never)]
+    fn switch_to_woken(&mut self) -> Option<u64> {
+        let cur = self.current;
+        let Kernel { ipc, threads, tasks, ready, kernel_space, .. } = self;
+        let &(t, ref r) = ipc.single_wake()?;
+        let th = threads.get_mut(t).and_then(Option::as_mut)?;
+        // (An IPC wake is for a thread blocked in IPC: active and not on
+        // the CPU.)
+        if th.state != ThreadState::Active || t == cur || ready.highest().is_some_and(|p| p > th.priority) {
+            return None;
+        }
+        trap::with_frame(th.frame, |f| crate::ipc::write_result(f, r));
+        ipc.clear_wakes();
+        let frame = enter(th, tasks, *kernel_space);
+        self.ipc_blocked = false;
+        self.resched = false;
+        self.switches += 1;
+        self.current = t;
+        CURRENT_THREAD.store(t, Ordering::Relaxed);
+        Some(frame)
+    }
+
     #[inline(never)]
     fn wake_threads(&mut self, direct: bool) {
         let n = self.ipc.wake_count();
@@ -851,24 +896,30 @@ impl Kernel {
         }
         self.current = next;
         CURRENT_THREAD.store(next, Ordering::Relaxed);
-        // One look-up of the thread, then of its task (`current_task` and
-        // `current_space` in one).
         let Kernel { threads, tasks, kernel_space, .. } = self;
         let Some(t) = threads.get_mut(next).and_then(Option::as_mut) else {
             CURRENT_TASK.store(usize::MAX, Ordering::Relaxed);
             return 0;
         };
-        t.state = ThreadState::Active;
-        let (top, frame, task) = (t.kstack_top(), t.frame, t.task);
-        CURRENT_TASK.store(task.unwrap_or(usize::MAX), Ordering::Relaxed);
-        let space = task
-            .and_then(|t| tasks.get(t).and_then(Option::as_ref))
-            .filter(|t| t.exit.is_none())
-            .map_or(*kernel_space, |t| t.space);
-        cpu::set_kernel_stack(top);
-        paging::activate(space);
-        frame
+        enter(t, tasks, *kernel_space)
     }
+}
+
+/// Makes `t` the thread on the CPU (the caller records it as current):
+/// its state, task, kernel stack and address space (one look-up of its
+/// task: `current_task` and `current_space` in one). Returns its frame.
+#[inline(always)]
+fn enter(t: &mut Thread, tasks: &[Option<Task>], kernel_space: u64) -> u64 {
+    t.state = ThreadState::Active;
+    let (top, frame, task) = (t.kstack_top(), t.frame, t.task);
+    CURRENT_TASK.store(task.unwrap_or(usize::MAX), Ordering::Relaxed);
+    let space = task
+        .and_then(|t| tasks.get(t).and_then(Option::as_ref))
+        .filter(|t| t.exit.is_none())
+        .map_or(kernel_space, |t| t.space);
+    cpu::set_kernel_stack(top);
+    paging::activate(space);
+    frame
 }
 
 /// Writes a syscall's outcome into a frame: status in rax, results in rdi,
