@@ -211,6 +211,12 @@ pub fn targets() -> Vec<Target> {
         Target { name: "general path <= 3x fast path, 0 words", op: "call-0w-task", limit: 3.0, kind: RatioOffOn },
         Target { name: "general path <= 3x fast path, 8 words", op: "call-8w-task", limit: 3.0, kind: RatioOffOn },
         Target { name: "64 KiB call+reply by remap <= 3,000", op: "call-64k-remap", limit: 3000.0, kind: MaxFast },
+        Target {
+            name: "the same, pages rewritten before each call",
+            op: "call-64k-remap-fresh",
+            limit: 3000.0,
+            kind: MaxFast,
+        },
     ]
 }
 
