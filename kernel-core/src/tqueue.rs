@@ -67,6 +67,7 @@ impl Queue {
         (self.head != NIL).then_some(self.head as usize)
     }
 
+    #[cfg(test)]
     /// The last in the queue.
     pub fn back(&self) -> Option<usize> {
         (self.tail != NIL).then_some(self.tail as usize)
@@ -202,6 +203,7 @@ impl Queue {
         true
     }
 
+    #[cfg(test)]
     /// The records in the queue, first to last.
     pub fn iter<'a, T: Linked>(&self, items: &'a [Option<T>]) -> impl Iterator<Item = usize> + 'a {
         let mut at = self.head;
@@ -215,6 +217,7 @@ impl Queue {
         })
     }
 
+    #[cfg(test)]
     /// The records in the queue, first to last, collected (at most one
     /// more than the table has records, so that a cycle shows as a repeat;
     /// a broken link ends the walk).
@@ -222,6 +225,7 @@ impl Queue {
         self.iter(items).take(items.len() + 1).collect()
     }
 
+    #[cfg(test)]
     /// Panics unless the links are consistent: each record's `prev` is the
     /// one before it, the last is the tail, and no record repeats.
     pub fn check<T: Linked>(&self, items: &[Option<T>]) {

@@ -313,7 +313,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
     if k.caps.has_removed() {
         k.after_cap_changes();
     }
-    k.apply_wakes(false);
+    k.apply_wakes();
     k.dispatch()
 }
 
@@ -610,20 +610,19 @@ impl Kernel {
         self.prune_tasks();
     }
 
-    /// Finishes threads the IPC engine completed: writes their results and
-    /// makes them ready. With `direct`, a single thread woken while the
-    /// running one blocked in IPC runs next if no higher priority is ready
-    /// (as the fast path's partner does).
+    /// Finishes threads the IPC engine completed outside a syscall (a
+    /// timeout): writes their results and makes them ready. (A syscall ends
+    /// through [`Kernel::end_syscall`].)
     #[inline(always)]
-    pub fn apply_wakes(&mut self, direct: bool) {
+    pub fn apply_wakes(&mut self) {
         if self.ipc.has_wakes() {
-            self.wake_threads(direct);
+            self.wake_threads(false);
         }
     }
 
     /// Ends a syscall on the general path: wakes the threads the IPC
     /// engine completed and picks the thread to run. What
-    /// [`Kernel::apply_wakes`] (direct) and [`Kernel::dispatch`] do, with
+    /// [`Kernel::wake_threads`] (direct) and [`Kernel::dispatch`] do, with
     /// the usual case of an IPC taken in one step: the running thread
     /// blocked in IPC and woke exactly one partner, which runs next.
     #[inline(always)]
