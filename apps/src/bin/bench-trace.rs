@@ -75,6 +75,17 @@ fn server(reply_len: usize, offset: usize) -> u64 {
     ep
 }
 
+/// Writes `v` into the first byte of every page of the first `len` bytes
+/// at `addr`: a page still shared copy-on-write from an earlier remap takes
+/// a fault and a private copy (as the benchmark's `-fresh` rows do).
+fn touch_pages(addr: u64, len: usize, v: u8) {
+    for page in (0..len).step_by(4096) {
+        // SAFETY: `addr` is one of this task's writable mappings of
+        // `BENCH_REGION` bytes, and `len` never exceeds it.
+        unsafe { core::ptr::write_volatile((addr as usize + page) as *mut u8, v) };
+    }
+}
+
 fn main() -> u64 {
     let (Ok(send), Ok(reply)) =
         (sys::mem_map(BENCH_REGION as u64, map::WRITE), sys::mem_map(BENCH_REGION as u64, map::WRITE))
@@ -83,25 +94,35 @@ fn main() -> u64 {
         return 1;
     };
     let call = |len: usize| ipc_abi::encode(Sys::IpcCall as u64, 0, len as u64, len as u64);
-    // In the order xtask names them.
+    // In the order xtask names them: (rax, endpoint, bytes of each buffer
+    // to rewrite before each call — the `-fresh` operations).
     let ops = [
-        (Sys::Counter as u64, u64::MAX),
-        (call(0), server(0, 0)),
-        (call(64), server(64, 0)),
-        (call(4096), server(4096, 64)),
-        (call(65536), server(65536, 64)),
-        (call(65536), server(65536, 0)),
+        (Sys::Counter as u64, u64::MAX, 0),
+        (call(0), server(0, 0), 0),
+        (call(64), server(64, 0), 0),
+        (call(4096), server(4096, 64), 0),
+        (call(65536), server(65536, 64), 0),
+        (call(65536), server(65536, 0), 0),
+        (call(16384), server(16384, 0), 16384),
+        (call(65536), server(65536, 0), 65536),
     ];
+    let mut v = 0u8;
+    let mut run = |(rax, rdi, fresh): (u64, u64, usize)| {
+        v = v.wrapping_add(1);
+        touch_pages(send, fresh, v);
+        touch_pages(reply, fresh, v);
+        syscall(rax, rdi, reply, send);
+    };
     for _ in 0..4 {
-        for (rax, rdi) in ops {
-            syscall(rax, rdi, reply, send);
+        for op in ops {
+            run(op);
         }
     }
     println!("trace: ready");
     apps::sleep_us(1_000_000);
-    for (rax, rdi) in ops {
+    for op in ops {
         for _ in 0..RUNS {
-            syscall(rax, rdi, reply, send);
+            run(op);
         }
     }
     println!("trace: end");
