@@ -28,12 +28,10 @@ pub const TIMER_VECTOR: u64 = IRQ_BASE as u64;
 /// Timer frequency in Hz.
 pub const TIMER_HZ: u32 = 100;
 
-/// The per-CPU block. `syscall_entry` uses `user_rsp` at `gs:8` as scratch
-/// and loads `frame` from `gs:16`. Kept explicit so SMP is an array away.
+/// The per-CPU block. `syscall_entry` uses `user_rsp` at `gs:0` as scratch
+/// and loads `frame` from `gs:8`. Kept explicit so SMP is an array away.
 #[repr(C)]
 pub struct PerCpu {
-    /// Top of the running thread's kernel stack.
-    pub kernel_rsp: AtomicU64,
     /// The user stack pointer during syscall entry.
     pub user_rsp: AtomicU64,
     /// Where the running thread's trap frame lies: the top of its kernel
@@ -43,7 +41,7 @@ pub struct PerCpu {
 
 /// CPU 0's block.
 pub static CPU0: PerCpu =
-    PerCpu { kernel_rsp: AtomicU64::new(0), user_rsp: AtomicU64::new(0), frame: AtomicU64::new(0) };
+    PerCpu { user_rsp: AtomicU64::new(0), frame: AtomicU64::new(0) };
 
 #[repr(C, packed)]
 struct Tss {
@@ -82,7 +80,6 @@ struct TablePointer {
 /// Sets the stack the CPU switches to on an interrupt from user mode, and the
 /// one the SYSCALL entry loads.
 pub fn set_kernel_stack(top: u64) {
-    CPU0.kernel_rsp.store(top, Ordering::Relaxed);
     CPU0.frame.store(top - crate::trap::FRAME_SIZE, Ordering::Relaxed);
     // SAFETY: single CPU, interrupts are off in the kernel, so nothing else
     // touches the TSS now; the field is written unaligned as the layout is packed.

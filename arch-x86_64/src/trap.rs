@@ -242,11 +242,11 @@ isr_stub_\n:
     .global syscall_entry
 syscall_entry:
     swapgs
-    mov %rsp, %gs:8
-    mov %gs:16, %rsp
+    mov %rsp, %gs:0
+    mov %gs:8, %rsp
     mov %rcx, {rip}(%rsp)
     mov %r11, {rflags}(%rsp)
-    mov %gs:8, %rcx
+    mov %gs:0, %rcx
     swapgs
     mov %rcx, {ursp}(%rsp)
     mov %rax, {rax}(%rsp)

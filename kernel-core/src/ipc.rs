@@ -1514,10 +1514,20 @@ impl Ipc {
 /// the length, so one compare checks both.)
 #[inline(always)]
 pub fn short_plain(rax: u64) -> Option<usize> {
+    let v = plain_len(rax);
+    (v <= SHORT_MAX as u64).then_some(v as usize)
+}
+
+/// The message length an IPC syscall's `rax` describes if it carries no
+/// capabilities; with capabilities, a value above every length (the count
+/// lands in the top bits). [`short_plain`] is this compared with
+/// [`SHORT_MAX`]; the kernel's lean path compares it with a limit that is 0
+/// while the fast paths are off.
+#[inline(always)]
+pub fn plain_len(rax: u64) -> u64 {
     use abi::ipc::{LEN_MASK, NCAPS_SHIFT, SEND_LEN_SHIFT};
     const CAPS_AT: u32 = 64 - (SEND_LEN_SHIFT - NCAPS_SHIFT);
-    let v = rax.rotate_right(SEND_LEN_SHIFT) & (LEN_MASK | (7 << CAPS_AT));
-    (v <= SHORT_MAX as u64).then_some(v as usize)
+    rax.rotate_right(SEND_LEN_SHIFT) & (LEN_MASK | (7 << CAPS_AT))
 }
 
 /// The thread a fast path hands the CPU to, and what it receives besides

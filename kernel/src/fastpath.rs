@@ -18,14 +18,21 @@
 use crate::kernel::{with_kernel, Kernel};
 use abi::{ipc as abi_ipc, Sys};
 use arch_x86_64::trap::{TrapFrame, SYSCALL_VECTOR};
-use core::sync::atomic::{AtomicBool, Ordering};
-use kernel_core::ipc::{short_plain, FastPartner};
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel_core::ipc::{plain_len, FastPartner, SHORT_MAX};
 
-/// Whether the IPC fast paths are tried at all (set once at boot: off with
-/// `nofastpath` on the kernel command line, or when built without them).
-/// Read before the kernel lock, so that with the fast paths off an IPC goes
-/// straight to the general path.
-pub static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The IPC fast paths take messages shorter than this: `SHORT_MAX + 1`
+/// while they are on, 0 (nothing) while they are off — set once at boot,
+/// off with `nofastpath` on the kernel command line or when built without
+/// them. Checked before the kernel lock, so that a message the fast paths
+/// cannot carry (long, or with capabilities), and every IPC while they are
+/// off, goes straight to the general path.
+static LIMIT: AtomicU64 = AtomicU64::new(0);
+
+/// Switches the IPC fast paths on or off (at boot).
+pub fn enable(on: bool) {
+    LIMIT.store(if on { SHORT_MAX as u64 + 1 } else { 0 }, Ordering::Relaxed);
+}
 
 /// Handles the syscall whose (partly saved) frame is `f` if it can; returns
 /// the frame to resume with the lean exit, or 0 for the general path.
@@ -36,14 +43,16 @@ pub fn syscall(f: &mut TrapFrame) -> u64 {
     const COUNTER: u64 = Sys::Counter as u64;
     const INSPECT: u64 = Sys::CapInspect as u64;
     let rax = f.rax;
-    // (Only IPC calls carry bits above the number.) A message the fast
-    // paths cannot carry (long, or with capabilities), and every IPC while
-    // they are off, goes to the general path at once: before the kernel
-    // lock and the handlers' frames.
+    // The two IPC syscalls first, each with one compare of the message's
+    // shape against the limit. (Only IPC calls carry bits above the
+    // number.)
+    let fast = |rax| {
+        let len = plain_len(rax);
+        (len < LIMIT.load(Ordering::Relaxed)).then_some(len as usize)
+    };
     match rax & abi_ipc::NUMBER_MASK {
-        CALL | REPLY_RECEIVE if !ENABLED.load(Ordering::Relaxed) => 0,
-        CALL => short_plain(rax).map_or(0, |len| call(f, len)),
-        REPLY_RECEIVE => short_plain(rax).map_or(0, |len| reply_receive(f, len)),
+        CALL => fast(rax).map_or(0, |len| call(f, len)),
+        REPLY_RECEIVE => fast(rax).map_or(0, |len| reply_receive(f, len)),
         COUNTER if rax == COUNTER => counter(f),
         INSPECT if rax == INSPECT => inspect(f),
         _ => 0,

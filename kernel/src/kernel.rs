@@ -234,7 +234,7 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     k.tasks.push(None);
     k.caps.add_task(HOLDER_TASK).map_err(|_| "capability space")?;
     let fast = crate::ipc::FASTPATH_BUILT && !info.cmdline().split(' ').any(|w| w == "nofastpath");
-    crate::fastpath::ENABLED.store(fast, Ordering::Relaxed);
+    crate::fastpath::enable(fast);
     if info.cmdline().split(' ').any(|w| w == "noremap") {
         k.remap_min = usize::MAX;
     }
