@@ -8,6 +8,7 @@
 
 use core::cell::Cell;
 use core::ptr::addr_of;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Where the kernel image is linked (physical address + this).
 pub const KERNEL_VMA: u64 = 0xFFFF_FFFF_8000_0000;
@@ -182,6 +183,7 @@ pub fn init_kernel_space(ram_end: u64, frames: &mut dyn FrameSource) -> Option<u
     unsafe {
         core::arch::asm!("mov cr3, {}", in(reg) pml4);
     }
+    ACTIVE.store(pml4, Ordering::Relaxed);
     Some(pml4)
 }
 
@@ -194,15 +196,20 @@ pub fn new_space(kernel: u64, frames: &mut dyn FrameSource) -> Option<u64> {
     Some(pml4)
 }
 
+/// The PML4 in CR3: every write of CR3 but the boot's identity map goes
+/// through [`init_kernel_space`] and [`activate`], which keep this equal to
+/// it (one CPU; SMP makes it per-CPU). A compare with it is cheaper than
+/// reading CR3 and masking its flag bits.
+static ACTIVE: AtomicU64 = AtomicU64::new(0);
+
 /// Makes `space` current (writes CR3 if it differs).
+#[inline(always)]
 pub fn activate(space: u64) {
-    let current: u64;
-    // SAFETY: reading CR3 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr3", out(reg) current) };
-    if current & ADDR_MASK != space {
+    if ACTIVE.load(Ordering::Relaxed) != space {
         // SAFETY: `space` is a PML4 built by `new_space` or the kernel's,
         // both of which map the whole kernel half identically.
         unsafe { core::arch::asm!("mov cr3, {}", in(reg) space) };
+        ACTIVE.store(space, Ordering::Relaxed);
     }
 }
 
@@ -430,10 +437,7 @@ pub fn flush_tlb() {
 
 /// The physical address of the current PML4.
 pub fn current_space() -> u64 {
-    let cr3: u64;
-    // SAFETY: reading CR3 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3) };
-    cr3 & ADDR_MASK
+    ACTIVE.load(Ordering::Relaxed)
 }
 
 /// Removes the mapping of user page `va`, returning the frame it mapped.
