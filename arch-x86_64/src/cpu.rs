@@ -40,8 +40,7 @@ pub struct PerCpu {
 }
 
 /// CPU 0's block.
-pub static CPU0: PerCpu =
-    PerCpu { user_rsp: AtomicU64::new(0), frame: AtomicU64::new(0) };
+pub static CPU0: PerCpu = PerCpu { user_rsp: AtomicU64::new(0), frame: AtomicU64::new(0) };
 
 #[repr(C, packed)]
 struct Tss {
