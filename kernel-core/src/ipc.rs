@@ -20,7 +20,7 @@
 use crate::cap::{CapError, CapSpace, Capability, ObjectRef, TaskId};
 use crate::tqueue::{Linked, Links, Queue};
 use abi::{kind, rights, Error};
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 /// A thread id (the kernel's index).
@@ -238,8 +238,10 @@ pub enum Wait {
     },
     /// A caller waiting for its reply.
     Reply {
-        /// The pending reply.
+        /// The pending reply's number (see [`Replies`]).
         reply: usize,
+        /// The task holding the right to reply.
+        holder: TaskId,
         /// Where a long reply goes.
         rbuf: RecvBuf,
     },
@@ -343,71 +345,59 @@ impl IpcThread {
     }
 }
 
-/// A pending reply: the task holding the right to reply, and who called
-/// (`None` once the caller stopped waiting; the reply right then leads
-/// nowhere until it is used or dropped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Reply {
-    holder: TaskId,
-    caller: Option<ThreadId>,
-}
-
 /// Most reply rights one task may hold at once (calls delivered to it and
 /// not yet answered). The next call it would receive fails with
 /// `OutOfMemory`.
 pub const MAX_REPLIES_PER_TASK: usize = 256;
 
-/// Slots of the reply table (the low 16 bits of a reply number).
-const REPLY_SLOTS: usize = 1 << 16;
-
-/// Pending replies by number. A number is a slot index (low 16 bits) and
-/// the slot's generation (the 32 bits above), which advances whenever the
-/// slot is freed: numbers are not reused (for 2^32 reuses of a slot), so a
-/// reply right that outlived its call can never reach a later call. The
-/// reply token is the number itself in a token's index field, with kind
-/// `REPLY` (see [`reply_token`]). A slot keeps the token of its live reply,
-/// so a lookup is one index and one compare; free slots form a list
-/// through the slots themselves.
-#[derive(Clone, Debug)]
-struct ReplyTable {
-    slots: Vec<ReplySlot>,
-    /// The first free slot ([`NO_SLOT`]: none).
-    free_head: u32,
-    /// Reply rights held, by task.
-    held: Vec<u16>,
-}
-
-/// One slot of the reply table.
-#[derive(Clone, Copy, Debug)]
-struct ReplySlot {
-    /// Advances whenever the slot is freed.
-    generation: u32,
-    /// The token of the live reply; 0 (which no reply token is) while free.
-    token: u64,
-    reply: Option<Reply>,
-    /// The next free slot while this one is free.
-    next_free: u32,
-}
-
-/// The end of the free-slot list.
-const NO_SLOT: u32 = u32::MAX;
-
-impl Default for ReplyTable {
-    fn default() -> ReplyTable {
-        ReplyTable { slots: Vec::new(), free_head: NO_SLOT, held: Vec::new() }
-    }
-}
+/// Thread ids the engine takes: a reply number carries its caller's id in
+/// its low 16 bits.
+pub const MAX_THREADS: usize = 1 << 16;
 
 /// The reply token of reply number `id`.
+#[inline(always)]
 fn reply_token(id: usize) -> u64 {
     abi::token::make(id as u64, 0, kind::REPLY)
 }
 
-impl ReplyTable {
-    fn split(id: usize) -> (usize, u32) {
-        (id & (REPLY_SLOTS - 1), (id >> 16) as u32)
-    }
+/// The reply number a reply-kind token carries (any other token: `None`).
+#[inline(always)]
+fn reply_number(token: u64) -> Option<usize> {
+    let id = (token & abi::token::INDEX_MASK) as usize;
+    (token == reply_token(id)).then_some(id)
+}
 
+/// Reply rights. A right is a reply number: the caller's thread id (low 16
+/// bits) and the call's number (the 32 bits above), counted across the
+/// whole engine, so numbers are not reused for 2^32 calls and a right
+/// that outlived its call can never reach a later one. The token is the
+/// number in a token's index field, with kind `REPLY` ([`reply_token`]).
+///
+/// While its caller waits, a right lives in the caller's own record
+/// ([`Wait::Reply`] names the number and the holder task): using it is one
+/// look-up of the caller, which the reply needs anyway. A caller that stops
+/// waiting (timeout, cancellation, death) leaves its right behind as an
+/// orphan, which its holder can still use — it reports `PeerGone` — or
+/// drop.
+#[derive(Clone, Debug, Default)]
+struct Replies {
+    /// Calls numbered so far (the high part of the next reply number).
+    calls: u32,
+    /// Rights whose caller stopped waiting: number → holder.
+    orphans: BTreeMap<usize, TaskId>,
+    /// Reply rights held (live and orphaned), by task.
+    held: Vec<u16>,
+}
+
+/// What a reply token names: its number, and the caller if it still waits
+/// (`None`: an orphan).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Right {
+    id: usize,
+    caller: Option<ThreadId>,
+}
+
+impl Replies {
     /// Reply rights `task` holds.
     fn held_by(&self, task: TaskId) -> usize {
         self.held.get(task).map_or(0, |&n| usize::from(n))
@@ -416,136 +406,24 @@ impl ReplyTable {
     /// Whether `task` may take one more reply right.
     #[inline(always)]
     fn has_room(&self, task: TaskId) -> bool {
-        self.held_by(task) < MAX_REPLIES_PER_TASK && (self.free_head != NO_SLOT || self.slots.len() < REPLY_SLOTS)
+        self.held_by(task) < MAX_REPLIES_PER_TASK
     }
 
-    /// Inserts a reply (the caller checked [`ReplyTable::has_room`]).
+    /// A new right for a call by `caller`, held by `holder` (the caller
+    /// checked [`Replies::has_room`]): its number.
     #[inline(always)]
-    fn insert(&mut self, r: Reply) -> usize {
-        let index = match self.free_head {
-            NO_SLOT => {
-                self.slots.push(ReplySlot { generation: 0, token: 0, reply: None, next_free: NO_SLOT });
-                self.slots.len() - 1
-            }
-            i => {
-                let i = i as usize;
-                self.free_head = self.slots[i].next_free;
-                i
-            }
-        };
+    fn issue(&mut self, caller: ThreadId, holder: TaskId) -> usize {
         // (`Ipc::add_thread` sized `held` for every task with a thread.)
-        self.held[r.holder] += 1;
-        let slot = &mut self.slots[index];
-        let id = ((slot.generation as usize) << 16) | index;
-        slot.token = reply_token(id);
-        slot.reply = Some(r);
+        self.held[holder] += 1;
+        let id = ((self.calls as usize) << 16) | caller;
+        self.calls = self.calls.wrapping_add(1);
         id
     }
 
-    /// Inserts a reply if its holder has room for one more: its token and
-    /// number. (What [`ReplyTable::has_room`] and [`ReplyTable::insert`]
-    /// do, with each table touched once.)
+    /// A right of `holder` is used up or dropped.
     #[inline(always)]
-    fn try_insert(&mut self, r: Reply) -> Option<(u64, usize)> {
-        let held = self.held.get_mut(r.holder)?;
-        if usize::from(*held) >= MAX_REPLIES_PER_TASK {
-            return None;
-        }
-        let (index, slot) = match self.slots.get_mut(self.free_head as usize) {
-            Some(slot) => {
-                let index = self.free_head as usize;
-                self.free_head = slot.next_free;
-                (index, slot)
-            }
-            None => {
-                let index = self.slots.len();
-                if index >= REPLY_SLOTS {
-                    return None;
-                }
-                self.slots.push(ReplySlot { generation: 0, token: 0, reply: None, next_free: NO_SLOT });
-                (index, self.slots.last_mut()?)
-            }
-        };
-        *held += 1;
-        let id = ((slot.generation as usize) << 16) | index;
-        slot.token = reply_token(id);
-        slot.reply = Some(r);
-        Some((slot.token, id))
-    }
-
-    fn get(&self, id: &usize) -> Option<&Reply> {
-        let (i, generation) = Self::split(*id);
-        self.slots.get(i).filter(|s| s.generation == generation).and_then(|s| s.reply.as_ref())
-    }
-
-    fn get_mut(&mut self, id: &usize) -> Option<&mut Reply> {
-        let (i, generation) = Self::split(*id);
-        self.slots.get_mut(i).filter(|s| s.generation == generation).and_then(|s| s.reply.as_mut())
-    }
-
-    /// The live reply `token` names if it is held by `task`, with its
-    /// number.
-    #[inline(always)]
-    fn lookup(&self, task: TaskId, token: u64) -> Option<(usize, &Reply)> {
-        let s = self.slots.get((token as usize) & (REPLY_SLOTS - 1))?;
-        let r = s.reply.as_ref().filter(|r| s.token == token && r.holder == task)?;
-        Some(((token & abi::token::INDEX_MASK) as usize, r))
-    }
-
-    /// The reply number `token` names if it is a live reply token held by
-    /// `task`.
-    fn resolve(&self, task: TaskId, token: u64) -> Option<usize> {
-        self.lookup(task, token).map(|(id, _)| id)
-    }
-
-    fn remove(&mut self, id: &usize) -> Option<Reply> {
-        let (i, generation) = Self::split(*id);
-        self.slots.get(i).filter(|s| s.generation == generation && s.reply.is_some())?;
-        self.take(i)
-    }
-
-    /// Empties slot `i` (its generation advances) and returns its reply.
-    #[inline(always)]
-    fn take(&mut self, i: usize) -> Option<Reply> {
-        let slot = self.slots.get_mut(i)?;
-        let r = slot.reply.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.token = 0;
-        slot.next_free = self.free_head;
-        self.free_head = i as u32;
-        self.held[r.holder] -= 1;
-        Some(r)
-    }
-
-    /// Pending replies with their numbers.
-    fn iter(&self) -> impl Iterator<Item = (usize, &Reply)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.reply.as_ref().map(|r| (((s.generation as usize) << 16) | i, r)))
-    }
-
-    /// The free slots, in list order (at most one more than there are
-    /// slots, so that a cycle shows as a repeat).
-    #[cfg(test)]
-    fn free_slots(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut i = self.free_head;
-        while i != NO_SLOT && out.len() <= self.slots.len() {
-            out.push(i);
-            i = self.slots.get(i as usize).map_or(NO_SLOT, |s| s.next_free);
-        }
-        out
-    }
-
-    #[cfg(test)]
-    fn values(&self) -> impl Iterator<Item = &Reply> {
-        self.iter().map(|(_, r)| r)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.iter().count()
+    fn retire(&mut self, holder: TaskId) {
+        self.held[holder] -= 1;
     }
 }
 
@@ -554,8 +432,8 @@ impl ReplyTable {
 pub struct Ipc {
     threads: Vec<Option<IpcThread>>,
     endpoints: Vec<Option<Endpoint>>,
-    /// Pending replies by number.
-    replies: ReplyTable,
+    /// Reply rights.
+    replies: Replies,
     wakes: Vec<(ThreadId, IpcResult)>,
     /// No wait has a deadline before this tick (`u64::MAX`: none has one).
     deadline_floor: u64,
@@ -585,7 +463,7 @@ impl Ipc {
         Ipc {
             threads: Vec::new(),
             endpoints: Vec::new(),
-            replies: ReplyTable::default(),
+            replies: Replies::default(),
             wakes: Vec::new(),
             deadline_floor: u64::MAX,
             holder,
@@ -593,7 +471,11 @@ impl Ipc {
     }
 
     /// Registers a thread.
+    ///
+    /// # Panics
+    /// If `id` is not below [`MAX_THREADS`].
     pub fn add_thread(&mut self, id: ThreadId, task: TaskId, space: SpaceId, priority: u8) {
+        assert!(id < MAX_THREADS, "thread id {id} out of the engine's range");
         if id >= self.threads.len() {
             self.threads.resize(id + 1, None);
         }
@@ -836,7 +718,7 @@ impl Ipc {
                 match caps.check(task, token, kind::ENDPOINT, right) {
                     Ok(cap) => th.remember(caps, token, &cap),
                     // A live reply token is a token for the wrong kind of object.
-                    Err(_) if self.replies.resolve(task, token).is_some() => return err(Error::PermissionDenied),
+                    Err(_) if self.right(task, token).is_some() => return err(Error::PermissionDenied),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -1097,9 +979,9 @@ impl Ipc {
                     self.dequeue(ep_id, false);
                     self.count(ep_id, msg.len, call.is_some());
                     if let Some(rbuf) = call {
-                        let (token, reply) = self.new_reply(t, server);
-                        self.wake_delivered(r, got, &msg, badge, token);
-                        return Ok(self.block(t, Wait::Reply { reply, rbuf }, Timeout::Never));
+                        let reply = self.replies.issue(t, server);
+                        self.wake_delivered(r, got, &msg, badge, reply_token(reply));
+                        return Ok(self.block(t, Wait::Reply { reply, holder: server, rbuf }, Timeout::Never));
                     }
                     self.wake_delivered(r, got, &msg, badge, 0);
                     return Ok(Outcome::Done(Ok(Received::default())));
@@ -1254,10 +1136,10 @@ impl Ipc {
                     self.count(ep_id, got.len, call.is_some());
                     match call {
                         Some(crbuf) => {
-                            let (token, reply) = self.new_reply(s, me.task);
-                            got.reply = token;
+                            let reply = self.replies.issue(s, me.task);
+                            got.reply = reply_token(reply);
                             let th = self.th(s);
-                            th.wait = Wait::Reply { reply, rbuf: crbuf };
+                            th.wait = Wait::Reply { reply, holder: me.task, rbuf: crbuf };
                             th.deadline = None;
                         }
                         None => self.wake(s, Ok(Received::default())),
@@ -1280,13 +1162,27 @@ impl Ipc {
         Ok(self.block(t, Wait::Recv { ep: ep_id, token, rbuf }, timeout))
     }
 
-    /// A reply right for `caller`'s call, held by the server's task: its
-    /// token and the reply's number. The caller checked
-    /// [`ReplyTable::has_room`].
-    #[inline(always)]
-    fn new_reply(&mut self, caller: ThreadId, server_task: TaskId) -> (u64, usize) {
-        let id = self.replies.insert(Reply { holder: server_task, caller: Some(caller) });
-        (reply_token(id), id)
+    /// The reply right `token` names if it is a reply token `task` holds.
+    #[inline]
+    fn right(&self, task: TaskId, token: u64) -> Option<Right> {
+        let id = reply_number(token)?;
+        let caller = id & (MAX_THREADS - 1);
+        let waits = self
+            .thread(caller)
+            .is_some_and(|c| matches!(c.wait, Wait::Reply { reply, holder, .. } if reply == id && holder == task));
+        if waits {
+            return Some(Right { id, caller: Some(caller) });
+        }
+        (self.replies.orphans.get(&id) == Some(&task)).then_some(Right { id, caller: None })
+    }
+
+    /// Uses up or drops the right `r` of `holder`: an orphan is forgotten,
+    /// a waiting caller is left to the caller of this (who wakes it).
+    fn retire(&mut self, holder: TaskId, r: Right) {
+        if r.caller.is_none() {
+            self.replies.orphans.remove(&r.id);
+        }
+        self.replies.retire(holder);
     }
 
     /// Checks a token passed as a capability (in a message): it must name a
@@ -1319,8 +1215,7 @@ impl Ipc {
         msg: Msg,
     ) -> Result<(), IpcError> {
         let me = self.party(t);
-        let Some(id) = self.replies.resolve(me.task, token) else { return err(Error::NotFound) };
-        let reply = *self.replies.get(&id).expect("resolved");
+        let Some(right) = self.right(me.task, token) else { return err(Error::NotFound) };
         if msg.ncaps > MAX_CAPS || msg.len > MAX_MSG_LIMIT {
             return err(Error::InvalidArgument);
         }
@@ -1330,21 +1225,19 @@ impl Ipc {
         for &c in msg.caps.iter().take(msg.ncaps) {
             self.grantable(caps, me.task, c)?;
         }
-        let waiting = reply.caller.and_then(|c| match self.thread(c)?.wait {
-            Wait::Reply { reply, rbuf } if reply == id => Some((c, rbuf)),
+        let waiting = right.caller.and_then(|c| match self.thread(c)?.wait {
+            Wait::Reply { rbuf, .. } => Some((c, rbuf)),
             _ => None,
         });
-        // (`id` resolved: its slot holds this reply.)
-        let slot = id & (REPLY_SLOTS - 1);
         let Some((caller, rbuf)) = waiting else {
             // The caller is gone: the right is used up all the same.
-            self.replies.take(slot);
+            self.retire(me.task, right);
             return err(Error::PeerGone);
         };
         let got = self
             .deliver(caps, env, Source::Thread(me.space, me.task), &msg, 0, caller, rbuf, false)
             .map_err(|(_, e)| e)?;
-        self.replies.take(slot);
+        self.retire(me.task, right);
         self.wake_delivered(caller, got, &msg, 0, 0);
         Ok(())
     }
@@ -1384,11 +1277,9 @@ impl Ipc {
                     q.remove(&mut self.threads, t);
                 }
             }
-            Wait::Reply { reply, .. } => {
+            Wait::Reply { reply, holder, .. } => {
                 // The reply right stays with the server but leads nowhere.
-                if let Some(r) = self.replies.get_mut(&reply) {
-                    r.caller = None;
-                }
+                self.replies.orphans.insert(reply, holder);
             }
         }
         self.wake(t, err(error));
@@ -1436,13 +1327,12 @@ impl Ipc {
         }
     }
 
-    /// A reply right was deleted (or its holder died): its caller, if still
-    /// waiting, ends with `PeerGone`.
-    fn reply_dropped(&mut self, reply: usize) {
-        if let Some(Reply { caller: Some(caller), .. }) = self.replies.remove(&reply) {
-            if matches!(self.thread(caller).map(|c| c.wait), Some(Wait::Reply { reply: x, .. }) if x == reply) {
-                self.wake(caller, err(Error::PeerGone));
-            }
+    /// The right `r` of `holder` was deleted (or its holder died): its
+    /// caller, if still waiting, ends with `PeerGone`.
+    fn reply_dropped(&mut self, holder: TaskId, r: Right) {
+        self.retire(holder, r);
+        if let Some(caller) = r.caller {
+            self.wake(caller, err(Error::PeerGone));
         }
     }
 
@@ -1450,14 +1340,14 @@ impl Ipc {
     /// `CapInspect` reports as kind `REPLY` with `WRITE` only); otherwise
     /// `NotFound`.
     pub fn reply_token_info(&self, task: TaskId, token: u64) -> Result<(), IpcError> {
-        self.replies.resolve(task, token).map(|_| ()).ok_or(IpcError::from(Error::NotFound))
+        self.right(task, token).map(|_| ()).ok_or(IpcError::from(Error::NotFound))
     }
 
     /// Drops the reply right `token` of `task` (`CapDelete` on a reply
     /// token): its caller, if still waiting, ends with `PeerGone`.
     pub fn drop_reply(&mut self, task: TaskId, token: u64) -> Result<(), IpcError> {
-        let id = self.replies.resolve(task, token).ok_or(IpcError::from(Error::NotFound))?;
-        self.reply_dropped(id);
+        let r = self.right(task, token).ok_or(IpcError::from(Error::NotFound))?;
+        self.reply_dropped(task, r);
         Ok(())
     }
 
@@ -1467,10 +1357,18 @@ impl Ipc {
         if self.replies.held_by(task) == 0 {
             return;
         }
-        let ids: Vec<usize> = self.replies.iter().filter(|(_, r)| r.holder == task).map(|(id, _)| id).collect();
-        for id in ids {
-            self.reply_dropped(id);
+        let callers: Vec<ThreadId> = self
+            .threads
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t, Some(IpcThread { wait: Wait::Reply { holder, .. }, .. }) if *holder == task))
+            .map(|(i, _)| i)
+            .collect();
+        for caller in callers {
+            self.wake(caller, err(Error::PeerGone));
         }
+        self.replies.orphans.retain(|_, holder| *holder != task);
+        self.replies.held[task] = 0;
     }
 
     /// Reply rights `task` holds now.
@@ -1500,6 +1398,17 @@ impl Ipc {
         for t in stale {
             self.cancel(t, Error::NotFound);
         }
+    }
+
+    /// Every reply right: number, holder, and the caller if it still
+    /// waits.
+    #[cfg(test)]
+    fn rights(&self) -> Vec<(usize, TaskId, Option<ThreadId>)> {
+        let live = self.threads.iter().enumerate().filter_map(|(i, t)| match t.as_ref()?.wait {
+            Wait::Reply { reply, holder, .. } => Some((reply, holder, Some(i))),
+            _ => None,
+        });
+        live.chain(self.replies.orphans.iter().map(|(&id, &holder)| (id, holder, None))).collect()
     }
 
     /// Per-endpoint counters.
@@ -1589,8 +1498,11 @@ impl Ipc {
             return None;
         }
         let (server_task, space, frame) = (s.task, s.space, s.frame);
-        let (reply_token, reply) = self.replies.try_insert(Reply { holder: server_task, caller: Some(t) })?;
-        // Commit (the reply right is the last check and the first change).
+        if !self.replies.has_room(server_task) {
+            return None;
+        }
+        // Commit.
+        let reply = self.replies.issue(t, server_task);
         s.wait = Wait::None;
         s.deadline = None;
         if let Some(next) = ep.receivers.unlink_front(&mut s.links) {
@@ -1600,9 +1512,9 @@ impl Ipc {
         ep.stats.bytes += len as u64;
         ep.stats.calls += 1;
         let c = self.th(t);
-        c.wait = Wait::Reply { reply, rbuf: rbuf() };
+        c.wait = Wait::Reply { reply, holder: server_task, rbuf: rbuf() };
         c.deadline = None;
-        Some(FastPartner { thread: server, task: server_task, space, frame, badge, reply: reply_token })
+        Some(FastPartner { thread: server, task: server_task, space, frame, badge, reply: reply_token(reply) })
     }
 
     /// Fast reply-and-receive by the server thread `t`: the caller that now
@@ -1622,12 +1534,12 @@ impl Ipc {
         if len > SHORT_MAX {
             return None;
         }
-        let task = self.threads.get(t)?.as_ref()?.task;
-        let (reply, r) = self.replies.lookup(task, reply_token)?;
-        let slot = reply & (REPLY_SLOTS - 1);
-        let caller = r.caller?;
+        // The right lives in the caller's record (see [`Replies`]).
+        let reply = reply_number(reply_token)?;
+        let caller = reply & (MAX_THREADS - 1);
         let [Some(s), Some(c)] = self.threads.get_disjoint_mut([t, caller]).ok()? else { return None };
-        if !matches!(c.wait, Wait::Reply { reply: r, rbuf } if r == reply && rbuf.cap >= len)
+        let task = s.task;
+        if !matches!(c.wait, Wait::Reply { reply: r, holder, rbuf } if r == reply && holder == task && rbuf.cap >= len)
             || ready.is_some_and(|p| p > c.priority)
         {
             return None;
@@ -1644,7 +1556,7 @@ impl Ipc {
         c.deadline = None;
         s.wait = Wait::Recv { ep: ep_id, token: ep_token, rbuf: rbuf() };
         s.deadline = None;
-        self.replies.take(slot);
+        self.replies.retire(task);
         // An empty receiver queue takes the server as is; otherwise by
         // priority.
         if !ep.receivers.push_alone(&mut s.links, t) {

@@ -513,7 +513,6 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
         }
         let Some(t) = slot else {
             assert!(places.is_empty(), "unregistered thread {i} is queued");
-            assert!(ipc.replies.values().all(|r| r.caller != Some(i)), "unregistered thread {i} awaits a reply");
             continue;
         };
         match t.wait {
@@ -531,7 +530,8 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
             Wait::Reply { reply, .. } => {
                 assert!(places.is_empty(), "thread {i} awaits a reply but is queued");
                 assert_eq!(t.deadline, None, "a reply wait has no deadline");
-                assert_eq!(ipc.replies.get(&reply).map(|r| r.caller), Some(Some(i)), "reply {reply} of thread {i}");
+                assert_eq!(reply & 0xFFFF, i, "reply {reply} of thread {i} names its caller");
+                assert!(!ipc.replies.orphans.contains_key(&reply), "reply {reply} of thread {i} is also an orphan");
             }
         }
     }
@@ -580,39 +580,29 @@ fn check_engine(ipc: &Ipc, caps: &CapSpace) {
     }
     assert_eq!(caps.slots_in_use_of(ipc.holder), Ok(in_flight), "the holder holds exactly the capabilities in flight");
     let mut held = BTreeMap::new();
-    for (id, r) in ipc.replies.iter() {
-        assert!(ipc.replies.get(&id).is_some(), "reply numbers decode to their own slot");
+    for (id, holder, caller) in ipc.rights() {
         // Exactly one live token, held by exactly one task; it names no
         // capability.
         let tok = reply_token(id);
         assert_eq!(token::kind(tok), kind::REPLY);
-        assert_eq!(ipc.replies.resolve(r.holder, tok), Some(id), "reply {id}: its holder's token");
+        assert_eq!(ipc.right(holder, tok), Some(Right { id, caller }), "reply {id}: its holder's token");
         for task in 0..=HOLDER + 1 {
-            if task != r.holder {
-                assert_eq!(ipc.replies.resolve(task, tok), None, "reply {id} resolves for task {task}");
+            if task != holder {
+                assert_eq!(ipc.right(task, tok), None, "reply {id} resolves for task {task}");
             }
         }
-        assert!(caps.lookup(r.holder, tok).is_err(), "reply {id} is in the capability table");
-        *held.entry(r.holder).or_insert(0usize) += 1;
-        if let Some(c) = r.caller {
-            let waits = ipc.thread(c).map(|t| t.wait);
-            assert!(
-                matches!(waits, Some(Wait::Reply { reply, .. }) if reply == id),
-                "caller {c} of reply {id}: {waits:?}"
-            );
+        assert!(caps.lookup(holder, tok).is_err(), "reply {id} is in the capability table");
+        *held.entry(holder).or_insert(0usize) += 1;
+        if caller.is_none() {
+            // An orphan's caller no longer waits for it.
+            let waits = ipc.thread(id & 0xFFFF).map(|t| t.wait);
+            assert!(!matches!(waits, Some(Wait::Reply { reply, .. }) if reply == id), "orphan {id}: {waits:?}");
         }
     }
     for task in 0..ipc.replies.held.len().max(HOLDER + 2) {
         let n = held.get(&task).copied().unwrap_or(0);
         assert_eq!(ipc.replies.held_by(task), n, "reply rights counted for task {task}");
         assert!(n <= MAX_REPLIES_PER_TASK, "task {task} holds {n} reply rights");
-    }
-    let list = ipc.replies.free_slots();
-    let free: std::collections::BTreeSet<u32> = list.iter().copied().collect();
-    assert_eq!(free.len(), list.len(), "a reply slot is free twice");
-    for (i, slot) in ipc.replies.slots.iter().enumerate() {
-        assert_eq!(slot.reply.is_none(), free.contains(&(i as u32)), "reply slot {i}: free list");
-        assert_eq!(slot.token == 0, slot.reply.is_none(), "reply slot {i}: token");
     }
 }
 
@@ -1357,7 +1347,6 @@ fn cancelling_a_thread_that_does_not_wait_does_nothing() {
     let (mut w, _, _) = pair();
     w.ipc.cancel(0, Error::Timeout);
     w.ipc.cancel(99, Error::Timeout);
-    w.ipc.reply_dropped(12345);
     w.ipc.drop_replies_of(1);
     w.ipc.drop_replies_of(99);
     w.ipc.remove_thread(99);
@@ -1561,9 +1550,9 @@ fn a_task_holds_at_most_256_reply_rights() {
     let (server, got) = fast_call(&mut w.ipc, &w.caps, caller, ep0, 8, [0; MSG_REGS], REGS).unwrap();
     assert_eq!(server, 2);
     assert_eq!(w.ipc.replies_held(1), MAX_REPLIES_PER_TASK);
-    // The new token names slot 7's next generation; the old one is stale.
+    // The new token names its caller and a new call; the old one is stale.
     assert_ne!(got.reply, replies[7]);
-    assert_eq!(token::index(got.reply) & 0xFFFF, token::index(replies[7]) & 0xFFFF);
+    assert_eq!(token::index(got.reply) & 0xFFFF, caller as u64);
     fails_with(w.reply(3, replies[7], word(0)), Error::NotFound);
     w.check();
     // Ending the task drops every right: each caller gets PeerGone.
@@ -1585,8 +1574,8 @@ fn reply_tokens_cannot_be_forged_or_passed_on() {
     let got = done(w.recv(2, ep, REGS, Timeout::Never));
     let r = got.reply;
     let forged = [
-        r ^ 1,                                                // another slot
-        r.wrapping_add(1 << 16),                              // another generation
+        r ^ 1,                                                // another caller
+        r.wrapping_add(1 << 16),                              // another call
         r | 1 << 47,                                          // a high generation bit
         r | 1 << 48,                                          // the 8-bit generation field
         r | 1 << 60,                                          // a flag bit
@@ -1594,7 +1583,7 @@ fn reply_tokens_cannot_be_forged_or_passed_on() {
         token::make(5, 0, kind::REPLY),                       // never issued
         0,
     ];
-    assert_eq!(r, token::make(0, 0, kind::REPLY), "slot 0, generation 0");
+    assert_eq!(r, token::make(0, 0, kind::REPLY), "caller 0, call 0");
     for f in forged {
         assert_eq!(w.ipc.reply_token_info(1, f), Err(Error::NotFound.into()), "{f:#x}");
         assert_eq!(w.ipc.drop_reply(1, f), Err(Error::NotFound.into()), "{f:#x}");
@@ -2183,11 +2172,10 @@ impl Sim {
         let pending: Vec<u64> =
             (0..self.msgs.len() as u64).filter(|&i| self.msgs[i as usize].fate == Fate::Pending).collect();
         assert_eq!(in_engine, pending, "messages lost or duplicated");
-        assert_eq!(ipc.replies.len(), self.held.len());
+        assert_eq!(ipc.rights().len(), self.held.len());
         for h in &self.held {
-            let id = ipc.replies.resolve(TASK_OF[h.server], h.token).expect("a held reply right is live");
+            let r = ipc.right(TASK_OF[h.server], h.token).expect("a held reply right is live");
             assert_eq!(ipc.reply_token_info(TASK_OF[h.server], h.token), Ok(()));
-            let r = ipc.replies.get(&id).expect("a reply right leads to a reply");
             assert_eq!(r.caller, self.caller_waits(h).then_some(h.caller), "{h:?}");
         }
         assert_eq!(self.w.mem.queue_bytes, 2 * 128);

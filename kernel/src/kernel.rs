@@ -46,6 +46,9 @@ pub const MAX_QUEUE_SLOTS: usize = 8192;
 pub const MAX_TASKS: usize = 64;
 /// Threads per task.
 pub const MAX_THREADS_PER_TASK: usize = 64;
+// Every thread id (the idle thread's and those of the tasks) fits the IPC
+// engine's range, so `Ipc::add_thread` never refuses one.
+const _: () = assert!(1 + MAX_TASKS * MAX_THREADS_PER_TASK < kernel_core::ipc::MAX_THREADS);
 
 /// What a blocked thread waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
