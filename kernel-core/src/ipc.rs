@@ -209,6 +209,16 @@ pub struct Endpoint {
     pub stats: EndpointStats,
 }
 
+impl EndpointStats {
+    /// Counts a delivered message of `len` bytes (`call`: of a call).
+    #[inline(always)]
+    fn count(&mut self, len: usize, call: bool) {
+        self.delivered += 1;
+        self.bytes += len as u64;
+        self.calls += u64::from(call);
+    }
+}
+
 /// A thread's IPC wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
@@ -394,7 +404,16 @@ struct Replies {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Right {
     id: usize,
-    caller: Option<ThreadId>,
+    caller: Option<Dest>,
+}
+
+/// The receiving side of a transfer: the thread, its task, and where a
+/// long message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Dest {
+    thread: ThreadId,
+    task: TaskId,
+    rbuf: RecvBuf,
 }
 
 impl Replies {
@@ -771,15 +790,14 @@ impl Ipc {
         src: Source,
         msg: &Msg,
         badge: u64,
-        to: ThreadId,
-        rbuf: RecvBuf,
+        to: Dest,
         call: bool,
     ) -> Result<Received, (Side, IpcError)> {
         if is_plain(msg) {
-            self.plain_checks(msg, to, rbuf, call)?;
+            self.plain_checks(msg, to, call)?;
             return Ok(plain_received(msg, badge, 0));
         }
-        self.transfer_long(caps, env, src, msg, badge, to, rbuf, call)
+        self.transfer_long(caps, env, src, msg, badge, to, call)
     }
 
     /// [`Ipc::transfer`] to a thread that is then woken with what it
@@ -795,15 +813,14 @@ impl Ipc {
         src: Source,
         msg: &Msg,
         badge: u64,
-        to: ThreadId,
-        rbuf: RecvBuf,
+        to: Dest,
         call: bool,
     ) -> Result<Option<Received>, (Side, IpcError)> {
         if is_plain(msg) {
-            self.plain_checks(msg, to, rbuf, call)?;
+            self.plain_checks(msg, to, call)?;
             return Ok(None);
         }
-        self.transfer_long(caps, env, src, msg, badge, to, rbuf, call).map(Some)
+        self.transfer_long(caps, env, src, msg, badge, to, call).map(Some)
     }
 
     /// Wakes `t` with what [`Ipc::deliver`] gave it, and reply token
@@ -819,11 +836,11 @@ impl Ipc {
     /// The checks of a plain message's transfer (the same checks in the
     /// same order as for any message, with nothing to copy or grant).
     #[inline(always)]
-    fn plain_checks(&self, msg: &Msg, to: ThreadId, rbuf: RecvBuf, call: bool) -> Result<(), (Side, IpcError)> {
-        if rbuf.cap < msg.len {
+    fn plain_checks(&self, msg: &Msg, to: Dest, call: bool) -> Result<(), (Side, IpcError)> {
+        if to.rbuf.cap < msg.len {
             return Err((Side::Destination, IpcError { error: Error::BufferTooSmall, detail: msg.len as u64 }));
         }
-        if call && !self.replies.has_room(self.thread(to).expect("receiver registered").task) {
+        if call && !self.replies.has_room(to.task) {
             return Err((Side::Source, IpcError::from(Error::OutOfMemory)));
         }
         Ok(())
@@ -839,14 +856,11 @@ impl Ipc {
         src: Source,
         msg: &Msg,
         badge: u64,
-        to: ThreadId,
-        rbuf: RecvBuf,
+        to: Dest,
         call: bool,
     ) -> Result<Received, (Side, IpcError)> {
-        let (to_task, to_space) = {
-            let r = self.thread(to).expect("receiver registered");
-            (r.task, r.space)
-        };
+        let (to_task, rbuf) = (to.task, to.rbuf);
+        let to_space = self.thread(to.thread).expect("receiver registered").space;
         if rbuf.cap < msg.len {
             return Err((Side::Destination, IpcError { error: Error::BufferTooSmall, detail: msg.len as u64 }));
         }
@@ -970,14 +984,14 @@ impl Ipc {
         }
         // A receiver is waiting: deliver now, one copy.
         while let Some(r) = self.ep(ep_id).receivers.front() {
-            let (Wait::Recv { rbuf, .. }, server) = self.thread(r).map(|x| (x.wait, x.task)).expect("queued thread")
-            else {
-                unreachable!("receiver queue holds receiving threads")
+            let to = match self.thread(r) {
+                Some(&IpcThread { wait: Wait::Recv { rbuf, .. }, task, .. }) => Dest { thread: r, task, rbuf },
+                _ => unreachable!("receiver queue holds receiving threads"),
             };
-            match self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, badge, r, rbuf, call.is_some()) {
+            let server = to.task;
+            match self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, badge, to, call.is_some()) {
                 Ok(got) => {
-                    self.dequeue(ep_id, false);
-                    self.count(ep_id, msg.len, call.is_some());
+                    self.take_first(ep_id, false, msg.len, call.is_some());
                     if let Some(rbuf) = call {
                         let reply = self.replies.issue(t, server);
                         self.wake_delivered(r, got, &msg, badge, reply_token(reply));
@@ -1012,10 +1026,18 @@ impl Ipc {
 
     #[inline]
     fn count(&mut self, ep: usize, len: usize, call: bool) {
-        let s = &mut self.ep(ep).stats;
-        s.delivered += 1;
-        s.bytes += len as u64;
-        s.calls += u64::from(call);
+        self.ep(ep).stats.count(len, call);
+    }
+
+    /// Takes the first waiting sender (or receiver) out of an endpoint's
+    /// queue after it got (or gave) a message of `len` bytes, and counts
+    /// the delivery.
+    #[inline(always)]
+    fn take_first(&mut self, ep: usize, senders: bool, len: usize, call: bool) {
+        let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
+        let q = if senders { &mut e.senders } else { &mut e.receivers };
+        q.pop_front(&mut self.threads);
+        e.stats.count(len, call);
     }
 
     fn enqueue_message(
@@ -1085,7 +1107,15 @@ impl Ipc {
         // A queued message first (asynchronous endpoints).
         if let Some(q) = self.ep(ep_id).queue.front().copied() {
             let got = self
-                .transfer(caps, env, Source::Queue(ep_id, q.slot), &q.msg, q.badge, t, rbuf, false)
+                .transfer(
+                    caps,
+                    env,
+                    Source::Queue(ep_id, q.slot),
+                    &q.msg,
+                    q.badge,
+                    Dest { thread: t, task: me.task, rbuf },
+                    false,
+                )
                 .map_err(|(_, e)| e)?;
             self.ep(ep_id).queue.pop_front();
             if q.msg.len > SHORT_MAX {
@@ -1127,8 +1157,7 @@ impl Ipc {
                 Source::Thread(sender.space, sender.task),
                 &msg,
                 badge,
-                t,
-                rbuf,
+                Dest { thread: t, task: me.task, rbuf },
                 call.is_some(),
             ) {
                 Ok(mut got) => {
@@ -1167,22 +1196,35 @@ impl Ipc {
     fn right(&self, task: TaskId, token: u64) -> Option<Right> {
         let id = reply_number(token)?;
         let caller = id & (MAX_THREADS - 1);
-        let waits = self
-            .thread(caller)
-            .is_some_and(|c| matches!(c.wait, Wait::Reply { reply, holder, .. } if reply == id && holder == task));
-        if waits {
-            return Some(Right { id, caller: Some(caller) });
+        if let Some(&IpcThread { wait: Wait::Reply { reply, holder, rbuf }, task: to, .. }) = self.thread(caller) {
+            if reply == id && holder == task {
+                return Some(Right { id, caller: Some(Dest { thread: caller, task: to, rbuf }) });
+            }
         }
+        self.orphan(task, id)
+    }
+
+    /// The orphaned right `id` if `task` holds it.
+    #[cold]
+    #[inline(never)]
+    fn orphan(&self, task: TaskId, id: usize) -> Option<Right> {
         (self.replies.orphans.get(&id) == Some(&task)).then_some(Right { id, caller: None })
     }
 
     /// Uses up or drops the right `r` of `holder`: an orphan is forgotten,
     /// a waiting caller is left to the caller of this (who wakes it).
+    #[inline(always)]
     fn retire(&mut self, holder: TaskId, r: Right) {
         if r.caller.is_none() {
-            self.replies.orphans.remove(&r.id);
+            self.forget_orphan(r.id);
         }
         self.replies.retire(holder);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn forget_orphan(&mut self, id: usize) {
+        self.replies.orphans.remove(&id);
     }
 
     /// Checks a token passed as a capability (in a message): it must name a
@@ -1225,20 +1267,14 @@ impl Ipc {
         for &c in msg.caps.iter().take(msg.ncaps) {
             self.grantable(caps, me.task, c)?;
         }
-        let waiting = right.caller.and_then(|c| match self.thread(c)?.wait {
-            Wait::Reply { rbuf, .. } => Some((c, rbuf)),
-            _ => None,
-        });
-        let Some((caller, rbuf)) = waiting else {
+        let Some(to) = right.caller else {
             // The caller is gone: the right is used up all the same.
             self.retire(me.task, right);
             return err(Error::PeerGone);
         };
-        let got = self
-            .deliver(caps, env, Source::Thread(me.space, me.task), &msg, 0, caller, rbuf, false)
-            .map_err(|(_, e)| e)?;
+        let got = self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, 0, to, false).map_err(|(_, e)| e)?;
         self.retire(me.task, right);
-        self.wake_delivered(caller, got, &msg, 0, 0);
+        self.wake_delivered(to.thread, got, &msg, 0, 0);
         Ok(())
     }
 
@@ -1331,8 +1367,8 @@ impl Ipc {
     /// caller, if still waiting, ends with `PeerGone`.
     fn reply_dropped(&mut self, holder: TaskId, r: Right) {
         self.retire(holder, r);
-        if let Some(caller) = r.caller {
-            self.wake(caller, err(Error::PeerGone));
+        if let Some(to) = r.caller {
+            self.wake(to.thread, err(Error::PeerGone));
         }
     }
 

@@ -639,20 +639,20 @@ pub fn try_fast(
 pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
     let t = k.current();
     let task = k.current_task();
-    let outcome = match sys {
+    match sys {
         Sys::EndpointCreate => {
             let r = endpoint_create(k, task, f.rdi, f.rsi, f.rdx);
-            return simple(f, r.map(|tok| [tok, 0, 0]));
+            simple(f, r.map(|tok| [tok, 0, 0]))
         }
         Sys::EndpointDelete => {
             let r = endpoint_delete(k, task, f.rdi);
-            return simple(f, r.map(|()| [0; 3]));
+            simple(f, r.map(|()| [0; 3]))
         }
         Sys::EndpointStats => {
             let r = k.caps.check(task, f.rdi, kind::ENDPOINT, rights::READ).map_err(Error::from).and_then(|c| {
                 k.ipc.stats(c.object.id as usize).map(|s| [s.delivered, s.bytes, s.calls]).ok_or(Error::NotFound)
             });
-            return simple(f, r);
+            simple(f, r)
         }
         Sys::IpcSend | Sys::IpcCall => {
             let call = (sys == Sys::IpcCall).then(|| recv_buf(f));
@@ -663,13 +663,15 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
             let to = timeout(k, f.rdx);
             let (ipc, caps, env) = k.ipc_parts();
             let mut env = CallEnv::new(env);
-            ipc.send(caps, &mut env, t, f.rdi, msg, call, to)
+            let o = ipc.send(caps, &mut env, t, f.rdi, msg, call, to);
+            finish(k, f, o)
         }
         Sys::IpcReceive => {
             let to = timeout(k, f.rdx);
             let (ipc, caps, env) = k.ipc_parts();
             let mut env = CallEnv::new(env);
-            ipc.receive(caps, &mut env, t, f.rdi, recv_buf(f), to)
+            let o = ipc.receive(caps, &mut env, t, f.rdi, recv_buf(f), to);
+            finish(k, f, o)
         }
         Sys::IpcReply => {
             let msg = match message(f) {
@@ -678,7 +680,8 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
             };
             let (ipc, caps, env) = k.ipc_parts();
             let mut env = CallEnv::new(env);
-            ipc.reply(caps, &mut env, t, f.rdi, msg)
+            let o = ipc.reply(caps, &mut env, t, f.rdi, msg);
+            finish(k, f, o)
         }
         Sys::IpcReplyReceive => {
             let rbuf = recv_buf(f);
@@ -689,11 +692,18 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
             let to = timeout(k, f.rdx);
             let (ipc, caps, env) = k.ipc_parts();
             let mut env = CallEnv::new(env);
-            ipc.reply_receive(caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to)
+            let o = ipc.reply_receive(caps, &mut env, t, f.rsi, msg, f.rdi, rbuf, to);
+            finish(k, f, o)
         }
-        _ => return simple(f, Err(Error::InvalidSyscall)),
-    };
-    match outcome {
+        _ => simple(f, Err(Error::InvalidSyscall)),
+    }
+}
+
+/// Ends an IPC syscall with the engine's outcome (in each arm of
+/// [`handle`], so that no arm's outcome is merged with another's).
+#[inline(always)]
+fn finish(k: &mut Kernel, f: &mut TrapFrame, o: Outcome) {
+    match o {
         Outcome::Done(r) => write_result(f, &r),
         // The engine holds the caller's wait; its kernel state stays
         // active (see `ThreadState::Active`), and dispatching runs another.
