@@ -1341,7 +1341,11 @@ impl Ipc {
             }
             Wait::Reply { reply, holder, .. } => {
                 // The reply right stays with the server but leads nowhere.
-                self.replies.orphans.insert(reply, holder);
+                // (An orphan of the same number, 2^32 calls older, is
+                // dropped: its number now names this one.)
+                if let Some(old) = self.replies.orphans.insert(reply, holder) {
+                    self.replies.retire(old);
+                }
             }
         }
         self.wake(t, err(error));
