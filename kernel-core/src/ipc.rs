@@ -980,7 +980,7 @@ impl Ipc {
         env: &mut impl Env,
         t: ThreadId,
         token: u64,
-        msg: Msg,
+        msg: &Msg,
         call: Option<RecvBuf>,
         timeout: Timeout,
     ) -> Outcome {
@@ -997,14 +997,14 @@ impl Ipc {
         env: &mut impl Env,
         t: ThreadId,
         token: u64,
-        msg: Msg,
+        msg: &Msg,
         call: Option<RecvBuf>,
         timeout: Timeout,
     ) -> Result<Outcome, IpcError> {
         let me = self.party(t);
         let (ep_id, badge) = self.resolve_endpoint(caps, t, token, rights::WRITE)?;
         let ep = self.endpoint(ep_id).expect("resolved");
-        self.check_msg(caps, env, &me, ep, token, &msg)?;
+        self.check_msg(caps, env, &me, ep, token, msg)?;
         let is_async = matches!(ep.kind, EndpointKind::Async(_));
         if call.is_some() && is_async {
             return err(Error::InvalidArgument);
@@ -1019,15 +1019,15 @@ impl Ipc {
                 _ => unreachable!("receiver queue holds receiving threads"),
             };
             let server = to.task;
-            match self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, badge, to, call.is_some()) {
+            match self.deliver(caps, env, Source::Thread(me.space, me.task), msg, badge, to, call.is_some()) {
                 Ok(got) => {
                     self.take_first(ep_id, false, msg.len, call.is_some());
                     if let Some(rbuf) = call {
                         let reply = self.replies.issue(t, server);
-                        self.wake_delivered(r, got, &msg, badge, reply_token(reply));
+                        self.wake_delivered(r, got, msg, badge, reply_token(reply));
                         return Ok(self.block(t, Wait::Reply { reply, holder: server, rbuf }, Timeout::Never));
                     }
-                    self.wake_delivered(r, got, &msg, badge, 0);
+                    self.wake_delivered(r, got, msg, badge, 0);
                     return Ok(Outcome::Done(Ok(Received::default())));
                 }
                 // The receiver's buffer cannot take it: tell the receiver,
@@ -1042,14 +1042,14 @@ impl Ipc {
         // Asynchronous: queue it if there is room.
         if let EndpointKind::Async(n) = self.ep(ep_id).kind {
             if self.ep(ep_id).queue.len() < n {
-                self.enqueue_message(caps, env, ep_id, &me, &msg, badge)?;
+                self.enqueue_message(caps, env, ep_id, &me, msg, badge)?;
                 return Ok(Outcome::Done(Ok(Received::default())));
             }
         }
         if timeout == Timeout::Zero {
             return err(Error::WouldBlock);
         }
-        Ok(self.park(ep_id, t, true, Wait::Send { ep: ep_id, token, msg, badge, call }, timeout))
+        Ok(self.park(ep_id, t, true, Wait::Send { ep: ep_id, token, msg: *msg, badge, call }, timeout))
     }
 
     #[inline]
@@ -1270,7 +1270,7 @@ impl Ipc {
 
     /// Replies through the reply token (works once; a reply whose caller
     /// is gone fails with `PeerGone` and uses the token up as well).
-    pub fn reply(&mut self, caps: &mut CapSpace, env: &mut impl Env, t: ThreadId, token: u64, msg: Msg) -> Outcome {
+    pub fn reply(&mut self, caps: &mut CapSpace, env: &mut impl Env, t: ThreadId, token: u64, msg: &Msg) -> Outcome {
         Outcome::Done(self.try_reply(caps, env, t, token, msg).map(|()| Received::default()))
     }
 
@@ -1280,7 +1280,7 @@ impl Ipc {
         env: &mut impl Env,
         t: ThreadId,
         token: u64,
-        msg: Msg,
+        msg: &Msg,
     ) -> Result<(), IpcError> {
         let me = self.party(t);
         let Some(right) = self.right(me.task, token) else { return err(Error::NotFound) };
@@ -1298,9 +1298,9 @@ impl Ipc {
             self.retire(me.task, right);
             return err(Error::PeerGone);
         };
-        let got = self.deliver(caps, env, Source::Thread(me.space, me.task), &msg, 0, to, false).map_err(|(_, e)| e)?;
+        let got = self.deliver(caps, env, Source::Thread(me.space, me.task), msg, 0, to, false).map_err(|(_, e)| e)?;
         self.retire(me.task, right);
-        self.wake_delivered(to.thread, got, &msg, 0, 0);
+        self.wake_delivered(to.thread, got, msg, 0, 0);
         Ok(())
     }
 
@@ -1313,7 +1313,7 @@ impl Ipc {
         env: &mut impl Env,
         t: ThreadId,
         reply_token: u64,
-        msg: Msg,
+        msg: &Msg,
         ep_token: u64,
         rbuf: RecvBuf,
         timeout: Timeout,

@@ -245,11 +245,11 @@ impl W {
     }
 
     fn send(&mut self, t: ThreadId, tok: u64, msg: Msg, to: Timeout) -> Outcome {
-        self.ipc.send(&mut self.caps, &mut self.mem, t, tok, msg, None, to)
+        self.ipc.send(&mut self.caps, &mut self.mem, t, tok, &msg, None, to)
     }
 
     fn call(&mut self, t: ThreadId, tok: u64, msg: Msg, rbuf: RecvBuf, to: Timeout) -> Outcome {
-        self.ipc.send(&mut self.caps, &mut self.mem, t, tok, msg, Some(rbuf), to)
+        self.ipc.send(&mut self.caps, &mut self.mem, t, tok, &msg, Some(rbuf), to)
     }
 
     fn recv(&mut self, t: ThreadId, tok: u64, rbuf: RecvBuf, to: Timeout) -> Outcome {
@@ -257,12 +257,12 @@ impl W {
     }
 
     fn reply(&mut self, t: ThreadId, tok: u64, msg: Msg) -> Outcome {
-        self.ipc.reply(&mut self.caps, &mut self.mem, t, tok, msg)
+        self.ipc.reply(&mut self.caps, &mut self.mem, t, tok, &msg)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn reply_recv(&mut self, t: ThreadId, rtok: u64, msg: Msg, ep: u64, rbuf: RecvBuf, to: Timeout) -> Outcome {
-        self.ipc.reply_receive(&mut self.caps, &mut self.mem, t, rtok, msg, ep, rbuf, to)
+        self.ipc.reply_receive(&mut self.caps, &mut self.mem, t, rtok, &msg, ep, rbuf, to)
     }
 
     /// The wakes of the last operations, checked: registered threads, no

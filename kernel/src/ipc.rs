@@ -656,9 +656,10 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
         }
         Sys::IpcSend | Sys::IpcCall => {
             let call = (sys == Sys::IpcCall).then(|| recv_buf(f));
-            let msg = match message(f) {
+            let decoded = message(f);
+            let msg = match &decoded {
                 Ok(m) => m,
-                Err(e) => return simple(f, Err(e)),
+                Err(e) => return simple(f, Err(*e)),
             };
             let to = timeout(k, f.rdx);
             let (ipc, caps, env) = k.ipc_parts();
@@ -674,9 +675,10 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
             finish(k, f, o)
         }
         Sys::IpcReply => {
-            let msg = match message(f) {
+            let decoded = message(f);
+            let msg = match &decoded {
                 Ok(m) => m,
-                Err(e) => return simple(f, Err(e)),
+                Err(e) => return simple(f, Err(*e)),
             };
             let (ipc, caps, env) = k.ipc_parts();
             let mut env = CallEnv::new(env);
@@ -685,9 +687,10 @@ pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
         }
         Sys::IpcReplyReceive => {
             let rbuf = recv_buf(f);
-            let msg = match message(f) {
+            let decoded = message(f);
+            let msg = match &decoded {
                 Ok(m) => m,
-                Err(e) => return simple(f, Err(e)),
+                Err(e) => return simple(f, Err(*e)),
             };
             let to = timeout(k, f.rdx);
             let (ipc, caps, env) = k.ipc_parts();
