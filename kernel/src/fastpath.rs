@@ -99,12 +99,9 @@ fn reply_receive(f: &mut TrapFrame, len: usize) -> u64 {
 /// of the two functions above.
 #[inline(always)]
 fn ipc<const CALL: bool>(f: &mut TrapFrame, len: usize) -> u64 {
-    with_kernel(0, |k| {
-        let ready = k.ready_highest();
-        match crate::ipc::try_fast(k, f, CALL, len, ready) {
-            Some((p, len)) => switch(k, f, &p, len),
-            None => 0,
-        }
+    with_kernel(0, |k| match crate::ipc::try_fast(k, f, CALL, len) {
+        Some((p, len)) => switch(k, f, &p, len),
+        None => 0,
     })
 }
 
