@@ -50,7 +50,13 @@ pub struct TrapFrame {
     pub rbx: u64,
     #[allow(missing_docs)]
     pub rax: u64,
-    /// Exception/interrupt vector, or [`SYSCALL_VECTOR`].
+    /// Exception/interrupt vector, or [`SYSCALL_VECTOR`]. The stubs write
+    /// it for an exception or interrupt; a syscall entry leaves it alone,
+    /// because the slot of a thread running in user mode always holds
+    /// [`SYSCALL_VECTOR`] (the exit with `iretq` writes it, the others
+    /// resume frames that already hold it). So neither the lean entry nor
+    /// a fast-path switch writes it, and a frame saved by either is whole
+    /// enough for the general exit to choose SYSRET.
     pub vector: u64,
     /// The CPU's error code (0 where it gives none).
     pub error: u64,
@@ -283,7 +289,8 @@ syscall_entry:
     sysretq
 
     /* The general path: complete the frame as isr_common would have
-       built it, then go on from there. */
+       built it (its vector already says SYSCALL: see TrapFrame::vector),
+       then go on from there. */
 syscall_general:
     mov %rbx, {rbx}(%rsp)
     mov %rbp, {rbp}(%rsp)
@@ -296,7 +303,6 @@ syscall_general:
     mov {rflags}(%rsp), %r11
     mov %r11, {r11}(%rsp)
     movq $0, {error}(%rsp)
-    movq ${sysvec}, {vector}(%rsp)
     movq ${ucs}, {cs}(%rsp)
     movq ${uss}, {ss}(%rsp)
     jmp isr_framed
@@ -330,6 +336,9 @@ isr_framed:
 
     .global trap_return
 trap_return:
+    /* The thread's next entry may be a syscall, which leaves the vector
+       as it finds it (see TrapFrame::vector). */
+    movq ${sysvec}, {vector}(%rsp)
     fxrstor64 (%rsp)
     add $512, %rsp
     POP_GPRS
