@@ -306,7 +306,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
                 cpu::selftest_kernel_fault();
             }
         }
-        v if v < 32 => k.user_fault(frame),
+        v if v < 32 => k.user_fault(cur, frame),
         _ => {} // spurious or masked interrupt
     }
     // Capabilities removed on the way (capabilities in flight delivered,
@@ -794,22 +794,27 @@ impl Kernel {
     }
 
     fn current_space(&self) -> u64 {
-        self.thread(self.current())
+        self.space_of(self.current())
+    }
+
+    /// The address space thread `t` runs in (the kernel's for the idle
+    /// thread or a thread of an ended task).
+    fn space_of(&self, t: usize) -> u64 {
+        self.thread(t)
             .and_then(|t| t.task)
             .and_then(|t| self.task(t))
             .filter(|t| t.exit.is_none())
             .map_or(self.kernel_space, |t| t.space)
     }
 
-    /// A CPU exception in user mode: a write to a copy-on-write page gets
-    /// its private copy and the task goes on; anything else is reported and
-    /// ends the task.
-    fn user_fault(&mut self, frame: &TrapFrame) {
-        let cur = self.current();
-        let task = self.current_task();
+    /// A CPU exception in user mode (thread `cur`, the current one): a
+    /// write to a copy-on-write page gets its private copy and the task goes
+    /// on; anything else is reported and ends the task.
+    fn user_fault(&mut self, cur: usize, frame: &TrapFrame) {
+        let task = self.task_of(cur);
         const PRESENT_WRITE_USER: u64 = 0b111;
         if frame.vector == 14 && frame.error & PRESENT_WRITE_USER == PRESENT_WRITE_USER {
-            let space = self.current_space();
+            let space = self.space_of(cur);
             if crate::memory::break_cow(&mut self.frames, space, cpu::fault_address()) {
                 return;
             }
