@@ -153,11 +153,16 @@ pub fn write_frame(at: u64, frame: &TrapFrame) {
 /// Gives mutable access to the saved frame of a thread that is not running.
 #[inline(always)]
 pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
-    // Frames live on kernel stacks in the direct map; everything from the
-    // direct map's base up is kernel memory, never user memory.
-    assert!(at.is_multiple_of(16) && at >= crate::paging::PHYS_OFFSET);
-    // SAFETY: `at` is a frame the kernel itself stored (checked to be in
-    // the kernel half and aligned); the thread owning it is not running, so
+    // Frames live on kernel stacks in the direct map. An address with bit
+    // 63 set is never user memory: user addresses end at bit 47, and
+    // below the kernel half (the direct map's base) such an address is
+    // non-canonical, so any access faults. (Two tests, of the sign and
+    // of the low bits, instead of a 64-bit mask and compare.)
+    const _: () = assert!(crate::paging::PHYS_OFFSET >> 63 == 1 && abi::USER_END <= 1 << 47);
+    assert!((at as i64) < 0, "frame outside the kernel half");
+    assert!(at.is_multiple_of(16), "misaligned frame");
+    // SAFETY: `at` is a frame the kernel itself stored (checked to be
+    // aligned and not user memory); the thread owning it is not running, so
     // nothing else refers to it during `f`.
     f(unsafe { &mut *(at as *mut TrapFrame) })
 }
