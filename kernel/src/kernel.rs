@@ -888,14 +888,14 @@ impl Kernel {
     pub fn fast_switch(&mut self, p: &FastPartner, regs: [u64; 6]) -> u64 {
         // (Both threads stay active: the engine's waits say which one runs.)
         let frame = p.frame;
+        paging::activate(p.space);
+        cpu::set_kernel_stack(frame + FRAME_SIZE);
+        CURRENT_THREAD.store(p.thread, Ordering::Relaxed);
+        CURRENT_TASK.store(p.task, Ordering::Relaxed);
+        self.switches += 1;
         trap::with_frame(frame, |pf| {
             [pf.rax, pf.rdi, pf.rsi, pf.rdx, pf.r8, pf.r9] = regs;
         });
-        self.switches += 1;
-        CURRENT_THREAD.store(p.thread, Ordering::Relaxed);
-        CURRENT_TASK.store(p.task, Ordering::Relaxed);
-        cpu::set_kernel_stack(frame + FRAME_SIZE);
-        paging::activate(p.space);
         frame
     }
 
