@@ -50,7 +50,13 @@ pub struct TrapFrame {
     pub rbx: u64,
     #[allow(missing_docs)]
     pub rax: u64,
-    /// Exception/interrupt vector, or [`SYSCALL_VECTOR`].
+    /// Exception/interrupt vector, or [`SYSCALL_VECTOR`]. The stubs write
+    /// it for an exception or interrupt; a syscall entry leaves it alone,
+    /// because the slot of a thread running in user mode always holds
+    /// [`SYSCALL_VECTOR`] (the exit with `iretq` writes it, the others
+    /// resume frames that already hold it). So neither the lean entry nor
+    /// a fast-path switch writes it, and a frame saved by either is whole
+    /// enough for the general exit to choose SYSRET.
     pub vector: u64,
     /// The CPU's error code (0 where it gives none).
     pub error: u64,
@@ -147,11 +153,16 @@ pub fn write_frame(at: u64, frame: &TrapFrame) {
 /// Gives mutable access to the saved frame of a thread that is not running.
 #[inline(always)]
 pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
-    // Frames live on kernel stacks in the direct map; everything from the
-    // direct map's base up is kernel memory, never user memory.
-    assert!(at.is_multiple_of(16) && at >= crate::paging::PHYS_OFFSET);
-    // SAFETY: `at` is a frame the kernel itself stored (checked to be in
-    // the kernel half and aligned); the thread owning it is not running, so
+    // Frames live on kernel stacks in the direct map. An address with bit
+    // 63 set is never user memory: user addresses end at bit 47, and
+    // below the kernel half (the direct map's base) such an address is
+    // non-canonical, so any access faults. (Two tests, of the sign and
+    // of the low bits, instead of a 64-bit mask and compare.)
+    const _: () = assert!(crate::paging::PHYS_OFFSET >> 63 == 1 && abi::USER_END <= 1 << 47);
+    assert!((at as i64) < 0, "frame outside the kernel half");
+    assert!(at.is_multiple_of(16), "misaligned frame");
+    // SAFETY: `at` is a frame the kernel itself stored (checked to be
+    // aligned and not user memory); the thread owning it is not running, so
     // nothing else refers to it during `f`.
     f(unsafe { &mut *(at as *mut TrapFrame) })
 }
@@ -283,7 +294,8 @@ syscall_entry:
     sysretq
 
     /* The general path: complete the frame as isr_common would have
-       built it, then go on from there. */
+       built it (its vector already says SYSCALL: see TrapFrame::vector),
+       then go on from there. */
 syscall_general:
     mov %rbx, {rbx}(%rsp)
     mov %rbp, {rbp}(%rsp)
@@ -296,7 +308,6 @@ syscall_general:
     mov {rflags}(%rsp), %r11
     mov %r11, {r11}(%rsp)
     movq $0, {error}(%rsp)
-    movq ${sysvec}, {vector}(%rsp)
     movq ${ucs}, {cs}(%rsp)
     movq ${uss}, {ss}(%rsp)
     jmp isr_framed
@@ -330,6 +341,9 @@ isr_framed:
 
     .global trap_return
 trap_return:
+    /* The thread's next entry may be a syscall, which leaves the vector
+       as it finds it (see TrapFrame::vector). */
+    movq ${sysvec}, {vector}(%rsp)
     fxrstor64 (%rsp)
     add $512, %rsp
     POP_GPRS

@@ -17,7 +17,7 @@
 
 use crate::kernel::{with_kernel, Kernel};
 use abi::{ipc as abi_ipc, Sys};
-use arch_x86_64::trap::{TrapFrame, SYSCALL_VECTOR};
+use arch_x86_64::trap::TrapFrame;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::ipc::{plain_len, FastPartner, SHORT_MAX};
 
@@ -99,20 +99,16 @@ fn reply_receive(f: &mut TrapFrame, len: usize) -> u64 {
 /// of the two functions above.
 #[inline(always)]
 fn ipc<const CALL: bool>(f: &mut TrapFrame, len: usize) -> u64 {
-    with_kernel(0, |k| {
-        let ready = k.ready_highest();
-        match crate::ipc::try_fast(k, f, CALL, len, ready) {
-            Some((p, len)) => switch(k, f, &p, len),
-            None => 0,
-        }
+    with_kernel(0, |k| match crate::ipc::try_fast(k, f, CALL, len) {
+        Some((p, len)) => switch(k, f, &p, len),
+        None => 0,
     })
 }
 
 /// The caller blocks; the partner gets its results and runs.
 #[inline(always)]
-fn switch(k: &mut Kernel, f: &mut TrapFrame, p: &FastPartner, len: usize) -> u64 {
-    // The caller blocks in a syscall (the entry leaves the vector to
-    // whoever needs the frame whole).
-    f.vector = SYSCALL_VECTOR;
+fn switch(k: &mut Kernel, f: &TrapFrame, p: &FastPartner, len: usize) -> u64 {
+    // (The caller blocks in a syscall: its frame's vector already says
+    // so, see `TrapFrame::vector`.)
     k.fast_switch(p, [0, p.badge, p.reply, len as u64, f.r8, f.r9])
 }

@@ -605,26 +605,21 @@ fn timeout(k: &Kernel, us: u64) -> Timeout {
 
 /// The IPC fast paths (see `Ipc::fast_call`, `Ipc::fast_reply_receive`):
 /// a call (`call`) or reply-and-receive of a short message without
-/// capabilities whose partner waits and may run before every ready thread
-/// of a priority above `ready`. If one was taken, the caller is in the
+/// capabilities whose partner waits and may run now (no ready thread has
+/// a higher priority). If one was taken, the caller is in the
 /// engine's wait and the partner, out of it, is returned with the message
 /// length; the kernel has yet to block the caller and run the partner.
 /// `None` leaves everything as it was, for the general path. `len` is the
 /// message's length, which the caller found short and plain
 /// ([`kernel_core::ipc::short_plain`]).
 #[inline(always)]
-pub fn try_fast(
-    k: &mut Kernel,
-    f: &TrapFrame,
-    call: bool,
-    len: usize,
-    ready: Option<u8>,
-) -> Option<(FastPartner, usize)> {
+pub fn try_fast(k: &mut Kernel, f: &TrapFrame, call: bool, len: usize) -> Option<(FastPartner, usize)> {
     // A server's receive must block without a deadline.
     if !call && (f.rsi == 0 || f.rdx != abi_ipc::TIMEOUT_NEVER) {
         return None;
     }
     let t = k.current();
+    let ready = k.ready_highest();
     let rbuf = || recv_buf(f);
     let p = if call {
         k.ipc.fast_call(&k.caps, t, f.rdi, len, rbuf, ready)
@@ -634,11 +629,11 @@ pub fn try_fast(
     Some((p, len))
 }
 
-/// Handles one of the IPC syscalls: the caller returns with its result
-/// written, or blocks (and a fast-path partner may be set to run next).
-pub fn handle(k: &mut Kernel, sys: Sys, f: &mut TrapFrame) {
-    let t = k.current();
-    let task = k.current_task();
+/// Handles one of the IPC syscalls of thread `t` (the current one): the
+/// caller returns with its result written, or blocks (and a fast-path
+/// partner may be set to run next).
+pub fn handle(k: &mut Kernel, t: usize, sys: Sys, f: &mut TrapFrame) {
+    let task = k.task_of(t);
     match sys {
         Sys::EndpointCreate => {
             let r = endpoint_create(k, task, f.rdi, f.rsi, f.rdx);

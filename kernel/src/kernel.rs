@@ -23,8 +23,11 @@ use kernel_core::manifest::{self, TaskSpec};
 use kernel_core::sched::ReadyQueues;
 use spin::Mutex;
 
-/// The thread running now (for fault reports that must not take locks).
-pub static CURRENT_THREAD: AtomicUsize = AtomicUsize::new(0);
+/// The thread running now: the kernel's own record of it
+/// ([`Kernel::current`]) and what fault reports, which must not take
+/// locks, print. Written only with the kernel lock held, so a switch
+/// records the new thread with one store.
+pub static CURRENT_THREAD: AtomicUsize = AtomicUsize::new(IDLE);
 /// Its task (`usize::MAX` for the idle thread).
 pub static CURRENT_TASK: AtomicUsize = AtomicUsize::new(usize::MAX);
 
@@ -150,7 +153,6 @@ pub struct Kernel {
     /// Threads by id; 0 is idle.
     pub threads: Vec<Option<Thread>>,
     ready: ReadyQueues,
-    current: usize,
     /// The current thread blocked in IPC during this kernel entry (it stays
     /// [`ThreadState::Active`]; dispatching must run another).
     ipc_blocked: bool,
@@ -218,7 +220,6 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
         tasks: Vec::new(),
         threads: Vec::new(),
         ready: ReadyQueues::new(),
-        current: IDLE,
         ipc_blocked: false,
         resched: false,
         zombies: Vec::new(),
@@ -284,7 +285,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
         cpu::exit_qemu(exit_code::KERNEL_FAULT);
     };
     k.reap();
-    let cur = k.current;
+    let cur = k.current();
     if let Some(t) = k.thread_mut(cur) {
         t.frame = frame as *mut TrapFrame as u64;
     }
@@ -292,7 +293,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
         SYSCALL_VECTOR => {
             // (The lean path already tried the IPC fast paths; a call it
             // declined takes the general path, which ends the same way.)
-            crate::syscall::handle(k, frame);
+            crate::syscall::handle(k, cur, frame);
             if k.caps.has_removed() {
                 k.after_cap_changes();
             }
@@ -308,7 +309,7 @@ pub fn trap(frame: &mut TrapFrame) -> u64 {
                 cpu::selftest_kernel_fault();
             }
         }
-        v if v < 32 => k.user_fault(frame),
+        v if v < 32 => k.user_fault(cur, frame),
         _ => {} // spurious or masked interrupt
     }
     // Capabilities removed on the way (capabilities in flight delivered,
@@ -345,8 +346,9 @@ impl Kernel {
     }
 
     /// The running thread's id.
+    #[inline(always)]
     pub fn current(&self) -> usize {
-        self.current
+        CURRENT_THREAD.load(Ordering::Relaxed)
     }
 
     /// A thread by id.
@@ -371,7 +373,12 @@ impl Kernel {
 
     /// The running thread's task (user threads only call syscalls).
     pub fn current_task(&self) -> usize {
-        self.thread(self.current).and_then(|t| t.task).unwrap_or(usize::MAX)
+        self.task_of(self.current())
+    }
+
+    /// Thread `t`'s task (`usize::MAX` for the idle thread or none).
+    pub fn task_of(&self, t: usize) -> usize {
+        self.thread(t).and_then(|t| t.task).unwrap_or(usize::MAX)
     }
 
     /// Asks for a reschedule at the end of this trap (yield).
@@ -427,7 +434,7 @@ impl Kernel {
     /// Blocks the running thread (outside IPC: a thread blocked in IPC
     /// stays [`ThreadState::Active`], the engine holds its wait).
     pub fn block_current(&mut self, why: Wait) {
-        let cur = self.current;
+        let cur = self.current();
         if let Some(t) = self.thread_mut(cur) {
             t.state = ThreadState::Blocked(why);
         }
@@ -649,7 +656,7 @@ impl Kernel {
     /// blocked in IPC and no fast-path partner is pending.
     #[inline(never)]
     fn switch_to_woken(&mut self) -> Option<u64> {
-        let cur = self.current;
+        let cur = self.current();
         let Kernel { ipc, threads, tasks, ready, kernel_space, .. } = self;
         let &(t, ref r) = ipc.single_wake()?;
         let th = threads.get_mut(t).and_then(Option::as_mut)?;
@@ -664,7 +671,6 @@ impl Kernel {
         self.ipc_blocked = false;
         self.resched = false;
         self.switches += 1;
-        self.current = t;
         CURRENT_THREAD.store(t, Ordering::Relaxed);
         Some(frame)
     }
@@ -672,7 +678,7 @@ impl Kernel {
     #[inline(never)]
     fn wake_threads(&mut self, direct: bool) {
         let n = self.ipc.wake_count();
-        let cur = self.current;
+        let cur = self.current();
         let direct = direct && n == 1 && self.direct.is_none() && self.ipc_blocked;
         let Kernel { ipc, threads, ready, direct: next, .. } = self;
         ipc.drain_wakes(|t, r| {
@@ -764,7 +770,7 @@ impl Kernel {
     }
 
     fn reap_all_but_current(&mut self) {
-        let cur = self.current;
+        let cur = self.current();
         let zombies = core::mem::take(&mut self.zombies);
         for z in zombies {
             if z == cur {
@@ -791,22 +797,27 @@ impl Kernel {
     }
 
     fn current_space(&self) -> u64 {
-        self.thread(self.current)
+        self.space_of(self.current())
+    }
+
+    /// The address space thread `t` runs in (the kernel's for the idle
+    /// thread or a thread of an ended task).
+    fn space_of(&self, t: usize) -> u64 {
+        self.thread(t)
             .and_then(|t| t.task)
             .and_then(|t| self.task(t))
             .filter(|t| t.exit.is_none())
             .map_or(self.kernel_space, |t| t.space)
     }
 
-    /// A CPU exception in user mode: a write to a copy-on-write page gets
-    /// its private copy and the task goes on; anything else is reported and
-    /// ends the task.
-    fn user_fault(&mut self, frame: &TrapFrame) {
-        let cur = self.current;
-        let task = self.current_task();
+    /// A CPU exception in user mode (thread `cur`, the current one): a
+    /// write to a copy-on-write page gets its private copy and the task goes
+    /// on; anything else is reported and ends the task.
+    fn user_fault(&mut self, cur: usize, frame: &TrapFrame) {
+        let task = self.task_of(cur);
         const PRESENT_WRITE_USER: u64 = 0b111;
         if frame.vector == 14 && frame.error & PRESENT_WRITE_USER == PRESENT_WRITE_USER {
-            let space = self.current_space();
+            let space = self.space_of(cur);
             if crate::memory::break_cow(&mut self.frames, space, cpu::fault_address()) {
                 return;
             }
@@ -840,7 +851,7 @@ impl Kernel {
             }
             self.make_ready(d);
         }
-        let cur = self.current;
+        let cur = self.current();
         let cur_prio = self.thread(cur).map_or(0, |t| t.priority);
         let cur_runs = cur != IDLE && !blocked && self.thread(cur).is_some_and(|t| t.state == ThreadState::Active);
         let switch = match (cur_runs, self.ready.highest()) {
@@ -880,23 +891,21 @@ impl Kernel {
     pub fn fast_switch(&mut self, p: &FastPartner, regs: [u64; 6]) -> u64 {
         // (Both threads stay active: the engine's waits say which one runs.)
         let frame = p.frame;
+        paging::activate(p.space);
+        cpu::set_kernel_stack(frame + FRAME_SIZE);
+        CURRENT_THREAD.store(p.thread, Ordering::Relaxed);
+        CURRENT_TASK.store(p.task, Ordering::Relaxed);
+        self.switches += 1;
         trap::with_frame(frame, |pf| {
             [pf.rax, pf.rdi, pf.rsi, pf.rdx, pf.r8, pf.r9] = regs;
         });
-        self.switches += 1;
-        self.current = p.thread;
-        CURRENT_THREAD.store(p.thread, Ordering::Relaxed);
-        CURRENT_TASK.store(p.task, Ordering::Relaxed);
-        cpu::set_kernel_stack(frame + FRAME_SIZE);
-        paging::activate(p.space);
         frame
     }
 
     fn switch_to(&mut self, next: usize) -> u64 {
-        if next != self.current {
+        if next != self.current() {
             self.switches += 1;
         }
-        self.current = next;
         CURRENT_THREAD.store(next, Ordering::Relaxed);
         let Kernel { threads, tasks, kernel_space, .. } = self;
         let Some(t) = threads.get_mut(next).and_then(Option::as_mut) else {

@@ -27,13 +27,14 @@ fn ok0() -> Outcome {
     Done(Ok([0; 3]))
 }
 
-/// Handles the syscall whose registers are in `frame`.
-pub fn handle(k: &mut Kernel, frame: &mut TrapFrame) {
+/// Handles the syscall of thread `cur` (the current one) whose registers
+/// are in `frame`.
+pub fn handle(k: &mut Kernel, cur: usize, frame: &mut TrapFrame) {
     // IPC calls carry lengths in the upper bits of rax; the others must not.
     let sys = Sys::from_number(frame.rax & abi::ipc::NUMBER_MASK);
     let outcome = match sys {
         Some(s) if s as u64 >= Sys::EndpointCreate as u64 => {
-            crate::ipc::handle(k, s, frame);
+            crate::ipc::handle(k, cur, s, frame);
             return;
         }
         Some(s) if frame.rax >> 8 == 0 => {
