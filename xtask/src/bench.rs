@@ -826,6 +826,65 @@ pub fn symbols(elf: &std::path::Path) -> Result<Vec<(u64, String)>, String> {
     Ok(syms)
 }
 
+/// The instructions of an ELF's code (`objdump -d`, Intel syntax,
+/// demangled) by address: the function each lies in, and its text.
+///
+/// # Errors
+/// `objdump` is missing or failed.
+pub fn disassembly(elf: &std::path::Path) -> Result<BTreeMap<u64, (String, String)>, String> {
+    let out = std::process::Command::new("objdump")
+        .args(["-d", "-C", "--no-show-raw-insn", "-M", "intel"])
+        .arg(elf)
+        .output()
+        .map_err(|e| format!("objdump (install binutils): {e}"))?;
+    if !out.status.success() {
+        return Err(format!("objdump {} failed", elf.display()));
+    }
+    Ok(parse_disassembly(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// [`disassembly`]'s parser: `objdump -d` output to address → (function,
+/// instruction).
+pub fn parse_disassembly(text: &str) -> BTreeMap<u64, (String, String)> {
+    let mut map = BTreeMap::new();
+    let mut function = String::new();
+    for line in text.lines() {
+        // "ffffffff80117900 <kernel::fastpath::call>:" opens a function.
+        if let Some((addr, rest)) = line.split_once(" <") {
+            if u64::from_str_radix(addr, 16).is_ok() {
+                if let Some(name) = rest.strip_suffix(">:") {
+                    function = name.to_string();
+                }
+                continue;
+            }
+        }
+        // "ffffffff80117900:\tpush   rbp" is one instruction.
+        let Some((addr, insn)) = line.trim_start().split_once(":\t") else { continue };
+        if let Ok(a) = u64::from_str_radix(addr, 16) {
+            map.insert(a, (function.clone(), insn.split_whitespace().collect::<Vec<_>>().join(" ")));
+        }
+    }
+    map
+}
+
+/// A traced path as an annotated listing: one line per executed
+/// instruction (its number in the path, address, disassembly), a heading
+/// whenever the function changes. Addresses outside the kernel's code are
+/// user mode.
+pub fn listing(pcs: &[u64], code: &BTreeMap<u64, (String, String)>) -> String {
+    let mut out = String::new();
+    let mut current: Option<&str> = None;
+    for (i, pc) in pcs.iter().enumerate() {
+        let (function, insn) = code.get(pc).map_or(("(user mode)", ""), |(f, t)| (f.as_str(), t.as_str()));
+        if current != Some(function) {
+            let _ = writeln!(out, "--- {}", without_generics(function));
+            current = Some(function);
+        }
+        let _ = writeln!(out, "{:>5}  {pc:#x}  {insn}", i + 1);
+    }
+    out
+}
+
 /// Program counters of a QEMU `-d exec,nochain -singlestep` log, in order.
 pub fn exec_log_pcs(log: &str) -> Vec<u64> {
     log.lines()
@@ -1076,6 +1135,7 @@ pub fn trace_command() -> Result<bool, String> {
         |n: &str| usyms.iter().find(|(_, s)| s == n).map(|(a, _)| *a).ok_or(format!("no symbol {n} in bench-trace"));
     let (at, after) = (find("bench_trace_at")?, find("bench_trace_after")?);
     let ksyms = symbols(&built.kernel_elf)?;
+    let code = disassembly(&built.kernel_elf)?;
     std::fs::create_dir_all(bench_dir()).map_err(|e| e.to_string())?;
     let mut full = String::new();
     for fastpath in [true, false] {
@@ -1096,8 +1156,11 @@ pub fn trace_command() -> Result<bool, String> {
                 path.join(" > ")
             );
             let pcs: String = p.pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
-            let file = bench_dir().join(format!("trace-{op}-{}.pcs", if fastpath { "on" } else { "off" }));
+            let stem = format!("trace-{op}-{}", if fastpath { "on" } else { "off" });
+            let file = bench_dir().join(format!("{stem}.pcs"));
             std::fs::write(&file, pcs).map_err(|e| format!("{}: {e}", file.display()))?;
+            let file = bench_dir().join(format!("{stem}.lst"));
+            std::fs::write(&file, listing(&p.pcs, &code)).map_err(|e| format!("{}: {e}", file.display()))?;
         }
         full.push('\n');
     }
@@ -1109,6 +1172,29 @@ pub fn trace_command() -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_path_is_listed_with_its_disassembly() {
+        let objdump = "\nkernel:     file format elf64-x86-64\n\nDisassembly of section .text:\n\n\
+            ffffffff80100000 <kernel::fastpath::call>:\n\
+            ffffffff80100000:\tpush   rbp\n\
+            ffffffff80100001:\tlock cmpxchg BYTE PTR [rip+0x10],dl        # ffffffff80100020 <KERNEL>\n\
+            \n\
+            ffffffff80100010 <syscall_entry>:\n\
+            ffffffff80100010:\tswapgs\n";
+        let code = parse_disassembly(objdump);
+        assert_eq!(code.len(), 3);
+        assert_eq!(code[&0xffff_ffff_8010_0000], ("kernel::fastpath::call".to_string(), "push rbp".to_string()));
+        assert_eq!(code[&0xffff_ffff_8010_0010].1, "swapgs");
+        let text = listing(&[0x40_001d, 0xffff_ffff_8010_0010, 0xffff_ffff_8010_0000, 0xffff_ffff_8010_0001], &code);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "--- (user mode)");
+        assert_eq!(lines[1], "    1  0x40001d  ");
+        assert_eq!(lines[2], "--- syscall_entry");
+        assert_eq!(lines[4], "--- kernel::fastpath::call");
+        assert!(lines[6].starts_with("    4  0xffffffff80100001  lock cmpxchg BYTE PTR [rip+0x10],dl #"));
+        assert_eq!(lines.len(), 7);
+    }
+
     #[test]
     fn only_the_fresh_rows_user_figures_go_unguarded() {
         assert!(!guarded("call-64k-remap-fresh", "user"));
