@@ -144,7 +144,7 @@ pub struct Kernel {
     /// partner of a fast-path IPC).
     direct: Option<usize>,
     /// IPC messages at least this long may be remapped (`noremap` on the
-    /// command line: never).
+    /// command line: never; `remap_min=<bytes>`: from that length).
     pub remap_min: usize,
     /// Asynchronous queue slots of all endpoints (at most [`MAX_QUEUE_SLOTS`]).
     pub queue_slots: usize,
@@ -239,8 +239,16 @@ pub fn boot(info: &BootInfo) -> Result<u64, &'static str> {
     k.caps.add_task(HOLDER_TASK).map_err(|_| "capability space")?;
     let fast = crate::ipc::FASTPATH_BUILT && !info.cmdline().split(' ').any(|w| w == "nofastpath");
     crate::fastpath::enable(fast);
-    if info.cmdline().split(' ').any(|w| w == "noremap") {
-        k.remap_min = usize::MAX;
+    for w in info.cmdline().split(' ') {
+        if w == "noremap" {
+            k.remap_min = usize::MAX;
+        } else if let Some(n) = w.strip_prefix("remap_min=") {
+            // Bytes; a message remaps only whole pages, so any value is safe.
+            match n.parse() {
+                Ok(n) => k.remap_min = n,
+                Err(_) => println!("[iris] ignored on the command line: {w} (a number of bytes)"),
+            }
+        }
     }
     print!("[iris] IPC fast path {}, ", if fast { "on" } else { "off" });
     if k.remap_min == usize::MAX {

@@ -326,10 +326,13 @@ fn ipc_async_bounded_queue() {
 /// stayed unwritten and that earlier buffers stay private while the other
 /// side reuses its own. Same-offset messages of 16 KiB or more were
 /// remapped (the kernel's counter moved). The same with the fast path off,
-/// and with remapping off (then nothing is remapped).
+/// with remapping off (then nothing is remapped), and with remapping from
+/// one page on (`remap_min=4096`: the 4 and 8 KiB messages are remapped
+/// too, so more pages than by default).
 #[test]
 fn ipc_transfer_every_size_intact() {
-    for cmdline in [None, Some("nofastpath"), Some("noremap")] {
+    let mut counts = Vec::new();
+    for cmdline in [None, Some("nofastpath"), Some("noremap"), Some("remap_min=4096")] {
         let opts = RunOptions { cmdline: cmdline.map(String::from), ..Default::default() };
         let b = boot_with("ipc-transfer", opts);
         b.no_line("FAILED").no_line("WRONG").no_line("KERNEL").expect_status(0);
@@ -355,9 +358,16 @@ fn ipc_transfer_every_size_intact() {
             if want_remap { remapped > 0 && remapped != u64::MAX } else { remapped == 0 },
             &format!("{remapped} pages remapped with command line {cmdline:?}"),
         );
+        if cmdline == Some("remap_min=4096") {
+            b.line("[iris] IPC fast path on, remap of messages from 4096 bytes");
+        }
         b.line("ipc-transfer: ok: endpoint count returned to its start value");
         b.line("ipc-transfer: PASS");
+        counts.push(remapped);
     }
+    // Each run sends the same messages; with the lower threshold the
+    // same-offset ones from 4 KiB to 16 KiB are remapped as well.
+    assert!(counts[3] > counts[0], "remap_min=4096 remapped {} pages, the default {}", counts[3], counts[0]);
 }
 
 /// The same buffers sent again and again between two tasks by remap, with
