@@ -100,95 +100,217 @@ pub struct Regs {
 /// that reason). Register-only calls (lengths and capacity at most 64)
 /// touch no memory.
 pub unsafe fn raw_ipc(r: &mut Regs) {
-    raw(r);
+    *r = raw(r.rax, r.rdi, r.rsi, r.rdx, r.r10, r.mr);
 }
 
-/// Issues an IPC system call with all message registers.
-fn raw(r: &mut Regs) {
-    let p: *mut Regs = r;
-    // SAFETY: `p` points to a live `Regs`. MR6/MR7 live in rbx/rbp, which
-    // inline assembly cannot name: they are saved on the stack, loaded from
-    // and stored back to `*p` around the `syscall`, and restored. rcx holds
-    // the pointer (the instruction clobbers it, so it is saved too). The
-    // kernel preserves everything else the ABI promises.
+/// The eight message registers, MR0 first.
+type Mrs = [u64; MSG_REGS];
+
+/// Issues an IPC system call with these registers and returns what the
+/// kernel left in them (`r10` is unchanged by the ABI).
+#[inline(always)]
+fn raw(rax: u64, rdi: u64, rsi: u64, rdx: u64, r10: u64, mr: Mrs) -> Regs {
+    let [mut m0, mut m1, mut m2, mut m3, mut m4, mut m5, mut m6, mut m7] = mr;
+    let (mut rax, mut rdi, mut rsi, mut rdx) = (rax, rdi, rsi, rdx);
+    // SAFETY: the kernel reads and writes only what these registers name
+    // (see `raw_ipc`; the callers pass slices they hold). MR6/MR7 live in
+    // rbx/rbp, which inline assembly cannot name: they travel in rcx and
+    // r11 (which `syscall` clobbers anyway) and are moved across around the
+    // instruction, while the caller's rbx and rbp are saved on the stack
+    // and restored. The kernel preserves every other register the ABI
+    // promises, r10 included.
     unsafe {
         asm!(
             "push rbp",
             "push rbx",
-            "push rcx",
-            "mov rbx, [rcx + 88]",
-            "mov rbp, [rcx + 96]",
+            "mov rbx, rcx",
+            "mov rbp, r11",
             "syscall",
-            "pop rcx",
-            "mov [rcx + 88], rbx",
-            "mov [rcx + 96], rbp",
+            "mov rcx, rbx",
+            "mov r11, rbp",
             "pop rbx",
             "pop rbp",
-            inout("rcx") p => _,
-            inout("rax") r.rax,
-            inout("rdi") r.rdi,
-            inout("rsi") r.rsi,
-            inout("rdx") r.rdx,
-            inout("r10") r.r10,
-            inout("r8") r.mr[0],
-            inout("r9") r.mr[1],
-            inout("r12") r.mr[2],
-            inout("r13") r.mr[3],
-            inout("r14") r.mr[4],
-            inout("r15") r.mr[5],
-            out("r11") _,
+            inout("rax") rax,
+            inout("rdi") rdi,
+            inout("rsi") rsi,
+            inout("rdx") rdx,
+            in("r10") r10,
+            inout("r8") m0,
+            inout("r9") m1,
+            inout("r12") m2,
+            inout("r13") m3,
+            inout("r14") m4,
+            inout("r15") m5,
+            inout("rcx") m6,
+            inout("r11") m7,
         );
+    }
+    Regs { rax, rdi, rsi, rdx, r10, mr: [m0, m1, m2, m3, m4, m5, m6, m7] }
+}
+
+/// The `N` bytes of `b` at `at` (`N` at most 8), little-endian, zero-extended.
+#[inline(always)]
+fn load<const N: usize>(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w[..N].copy_from_slice(&b[at..at + N]);
+    u64::from_le_bytes(w)
+}
+
+/// Stores the low `N` bytes of `v` (`N` at most 8), little-endian, at `at` in `b`.
+#[inline(always)]
+fn store<const N: usize>(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + N].copy_from_slice(&v.to_le_bytes()[..N]);
+}
+
+/// The bytes of `msg` after its last whole word (fewer than 8), as a
+/// zero-extended word. Loads overlap rather than go byte by byte.
+#[inline(always)]
+fn tail_word(msg: &[u8]) -> u64 {
+    let n = msg.len();
+    let t = n % 8;
+    if t == 0 {
+        0
+    } else if n >= 8 {
+        load::<8>(msg, n - 8) >> (8 * (8 - t))
+    } else if n >= 4 {
+        load::<4>(msg, 0) | load::<4>(msg, n - 4) << (8 * (n - 4))
+    } else if n >= 2 {
+        load::<2>(msg, 0) | load::<2>(msg, n - 2) << (8 * (n - 2))
+    } else {
+        load::<1>(msg, 0)
     }
 }
 
-fn pack(msg: &[u8], caps: &[u64]) -> SyscallResult<[u64; MSG_REGS]> {
+/// The registers of a message of `K` whole words and a shorter tail.
+#[inline(always)]
+fn pack_words<const K: usize>(msg: &[u8]) -> Mrs {
     let mut mr = [0u64; MSG_REGS];
+    let mut i = 0;
+    while i < K {
+        mr[i] = load::<8>(msg, 8 * i);
+        i += 1;
+    }
+    if K < MSG_REGS {
+        mr[K] = tail_word(msg);
+    }
+    mr
+}
+
+/// The message registers of a message of at most 64 bytes: its bytes in
+/// order, little-endian, zeros after the last.
+#[inline(always)]
+fn pack_short(msg: &[u8]) -> Mrs {
+    match msg.len() / 8 {
+        0 => pack_words::<0>(msg),
+        1 => pack_words::<1>(msg),
+        2 => pack_words::<2>(msg),
+        3 => pack_words::<3>(msg),
+        4 => pack_words::<4>(msg),
+        5 => pack_words::<5>(msg),
+        6 => pack_words::<6>(msg),
+        7 => pack_words::<7>(msg),
+        _ => pack_words::<8>(msg),
+    }
+}
+
+/// Writes the last `buf.len() % 8` bytes of a message unpacked into `buf`
+/// (`K` whole words before them): `prev` is the word before the tail's
+/// (if `K > 0`), `tail` the tail's word. Stores overlap rather than go
+/// byte by byte; every byte written is one of the message.
+#[inline(always)]
+fn unpack_tail<const K: usize>(buf: &mut [u8], prev: u64, tail: u64) {
+    let n = buf.len();
+    let t = n % 8;
+    if t == 0 {
+        return;
+    }
+    if K > 0 {
+        store::<8>(buf, n - 8, prev >> (8 * t) | tail << (64 - 8 * t));
+    } else if n >= 4 {
+        store::<4>(buf, 0, tail);
+        store::<4>(buf, n - 4, tail >> (8 * (n - 4)));
+    } else if n >= 2 {
+        store::<2>(buf, 0, tail);
+        store::<2>(buf, n - 2, tail >> (8 * (n - 2)));
+    } else {
+        store::<1>(buf, 0, tail);
+    }
+}
+
+/// Writes `buf.len()` bytes (`K` whole words and a shorter tail) of the
+/// message in `mr` to `buf`.
+#[inline(always)]
+fn unpack_words<const K: usize>(mr: &Mrs, buf: &mut [u8]) {
+    let mut i = 0;
+    while i < K {
+        store::<8>(buf, 8 * i, mr[i]);
+        i += 1;
+    }
+    if K < MSG_REGS {
+        unpack_tail::<K>(buf, mr[K.saturating_sub(1)], mr[K]);
+    }
+}
+
+/// Writes the first `buf.len()` (at most 64) bytes of the message in `mr` to `buf`.
+#[inline(always)]
+fn unpack_short(mr: &Mrs, buf: &mut [u8]) {
+    match buf.len() / 8 {
+        0 => unpack_words::<0>(mr, buf),
+        1 => unpack_words::<1>(mr, buf),
+        2 => unpack_words::<2>(mr, buf),
+        3 => unpack_words::<3>(mr, buf),
+        4 => unpack_words::<4>(mr, buf),
+        5 => unpack_words::<5>(mr, buf),
+        6 => unpack_words::<6>(mr, buf),
+        7 => unpack_words::<7>(mr, buf),
+        _ => unpack_words::<8>(mr, buf),
+    }
+}
+
+/// The message registers of `msg` with `caps` (checked: at most 4, and
+/// room left in a short message).
+#[inline(always)]
+fn pack(msg: &[u8], caps: &[u64]) -> SyscallResult<Mrs> {
     if caps.len() > MAX_CAPS {
         return Err(SyscallError::InvalidArgument);
     }
-    if msg.is_empty() {
-        // Nothing to load.
+    let mut mr = if msg.is_empty() {
+        [0; MSG_REGS]
     } else if msg.len() <= SHORT_MAX {
         if msg.len() > SHORT_MAX - 8 * caps.len() {
             return Err(SyscallError::InvalidArgument);
         }
-        // Whole words, not bytes: one copy into a register image.
-        let mut bytes = [0u8; SHORT_MAX];
-        bytes[..msg.len()].copy_from_slice(msg);
-        for (w, chunk) in mr.iter_mut().zip(bytes.chunks_exact(8)) {
-            *w = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
-        }
+        pack_short(msg)
     } else {
+        let mut mr = [0; MSG_REGS];
         mr[0] = msg.as_ptr() as u64;
-    }
+        mr
+    };
     for (i, &c) in caps.iter().enumerate() {
         mr[MSG_REGS - 1 - i] = c;
     }
     Ok(mr)
 }
 
+/// Decodes what an IPC call returned: its status, and a short message
+/// (copied to `buf`, as much as fits) with its capabilities.
+#[inline(always)]
 fn finish(r: &Regs, buf: &mut [u8]) -> SyscallResult<Message> {
     if r.rax != 0 {
         return Err(SyscallError::from_code(r.rax).unwrap_or(SyscallError::InvalidSyscall));
     }
     let len = (r.rdx & ipc::LEN_MASK) as usize;
-    let ncaps = ((r.rdx >> ipc::RESULT_NCAPS_SHIFT) & 7) as usize;
+    let ncaps = (((r.rdx >> ipc::RESULT_NCAPS_SHIFT) & 7) as usize).min(MAX_CAPS);
     if len > 0 && len <= SHORT_MAX {
-        let mut bytes = [0u8; SHORT_MAX];
-        for (chunk, w) in bytes.chunks_exact_mut(8).zip(r.mr) {
-            chunk.copy_from_slice(&w.to_le_bytes());
-        }
         let n = len.min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
+        unpack_short(&r.mr, &mut buf[..n]);
     }
-    let mut m = Message { len, badge: r.rdi, reply: r.rsi, ncaps: ncaps.min(MAX_CAPS), ..Message::default() };
-    for i in 0..m.ncaps {
-        m.caps[i] = r.mr[MSG_REGS - 1 - i];
-    }
-    Ok(m)
+    let caps = core::array::from_fn(|i| if i < ncaps { r.mr[MSG_REGS - 1 - i] } else { 0 });
+    Ok(Message { len, badge: r.rdi, reply: r.rsi, caps, ncaps })
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn ipc_op(
     sys: Sys,
     token: u64,
@@ -201,15 +323,9 @@ fn ipc_op(
     if msg.len() as u64 > ipc::LEN_MASK || buf.len() as u64 > ipc::LEN_MASK {
         return Err(SyscallError::InvalidArgument);
     }
-    let mut r = Regs {
-        rax: ipc::encode(sys as u64, caps.len() as u64, msg.len() as u64, buf.len() as u64),
-        rdi: token,
-        rsi: second,
-        rdx: timeout.word(),
-        r10: buf.as_mut_ptr() as u64,
-        mr: pack(msg, caps)?,
-    };
-    raw(&mut r);
+    let mr = pack(msg, caps)?;
+    let rax = ipc::encode(sys as u64, caps.len() as u64, msg.len() as u64, buf.len() as u64);
+    let r = raw(rax, token, second, timeout.word(), buf.as_mut_ptr() as u64, mr);
     finish(&r, buf)
 }
 
@@ -222,13 +338,7 @@ fn ipc_op(
 /// `WouldBlock` if no message is pending; otherwise those of [`sys_ipc_receive`]
 /// (a pending empty message is received by this call and its length, 0, returned).
 pub fn needed_size(endpoint: u64) -> SyscallResult<usize> {
-    let mut r = Regs {
-        rax: ipc::encode(Sys::IpcReceive as u64, 0, 0, 0),
-        rdi: endpoint,
-        rdx: ipc::TIMEOUT_ZERO,
-        ..Regs::default()
-    };
-    raw(&mut r);
+    let r = raw(ipc::encode(Sys::IpcReceive as u64, 0, 0, 0), endpoint, 0, ipc::TIMEOUT_ZERO, 0, [0; MSG_REGS]);
     if r.rax == SyscallError::BufferTooSmall as u64 {
         return Ok(r.rdx as usize);
     }
