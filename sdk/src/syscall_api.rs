@@ -382,6 +382,7 @@ pub fn needed_size(endpoint: u64) -> SyscallResult<usize> {
 /// let message = b"hello from sender";
 /// sys_ipc_send(endpoint, message).expect("ipc send failed");
 /// ```
+#[inline]
 pub fn sys_ipc_send(endpoint: u64, msg: &[u8]) -> SyscallResult<()> {
     sys_ipc_send_timeout(endpoint, msg, Timeout::Never)
 }
@@ -409,6 +410,7 @@ pub fn sys_ipc_send(endpoint: u64, msg: &[u8]) -> SyscallResult<()> {
 ///     r => r.unwrap(),
 /// }
 /// ```
+#[inline]
 pub fn sys_ipc_send_timeout(endpoint: u64, msg: &[u8], timeout: Timeout) -> SyscallResult<()> {
     ipc_op(Sys::IpcSend, endpoint, 0, msg, &[], &mut [], timeout).map(|_| ())
 }
@@ -440,6 +442,7 @@ pub fn sys_ipc_send_timeout(endpoint: u64, msg: &[u8], timeout: Timeout) -> Sysc
 /// # let (name_service, my_endpoint) = (0, 0);
 /// sys_ipc_send_caps(name_service, b"register echo", &[my_endpoint], Timeout::Never).unwrap();
 /// ```
+#[inline]
 pub fn sys_ipc_send_caps(endpoint: u64, msg: &[u8], caps: &[u64], timeout: Timeout) -> SyscallResult<()> {
     ipc_op(Sys::IpcSend, endpoint, 0, msg, caps, &mut [], timeout).map(|_| ())
 }
@@ -478,6 +481,7 @@ pub fn sys_ipc_send_caps(endpoint: u64, msg: &[u8], caps: &[u64], timeout: Timeo
 /// let m = sys_ipc_receive(ep, &mut buf).unwrap();
 /// let payload = &buf[..m.len];
 /// ```
+#[inline]
 pub fn sys_ipc_receive(endpoint: u64, buf: &mut [u8]) -> SyscallResult<Message> {
     sys_ipc_receive_timeout(endpoint, buf, Timeout::Never)
 }
@@ -501,6 +505,7 @@ pub fn sys_ipc_receive(endpoint: u64, buf: &mut [u8]) -> SyscallResult<Message> 
 /// let mut buf = [0u8; 64];
 /// if let Ok(m) = sys_ipc_receive_timeout(ep, &mut buf, Timeout::Micros(50_000)) { let _ = m; }
 /// ```
+#[inline]
 pub fn sys_ipc_receive_timeout(endpoint: u64, buf: &mut [u8], timeout: Timeout) -> SyscallResult<Message> {
     ipc_op(Sys::IpcReceive, endpoint, 0, &[], &[], buf, timeout)
 }
@@ -535,6 +540,7 @@ pub fn sys_ipc_receive_timeout(endpoint: u64, buf: &mut [u8], timeout: Timeout) 
 /// let n = sys_ipc_call(ep, b"get key", &mut answer).unwrap();
 /// let value = &answer[..n];
 /// ```
+#[inline]
 pub fn sys_ipc_call(endpoint: u64, msg: &[u8], reply: &mut [u8]) -> SyscallResult<usize> {
     sys_ipc_call_timeout(endpoint, msg, reply, Timeout::Never)
 }
@@ -560,6 +566,7 @@ pub fn sys_ipc_call(endpoint: u64, msg: &[u8], reply: &mut [u8]) -> SyscallResul
 /// let mut answer = [0u8; 8];
 /// let _ = sys_ipc_call_timeout(ep, b"", &mut answer, Timeout::Micros(100_000));
 /// ```
+#[inline]
 pub fn sys_ipc_call_timeout(endpoint: u64, msg: &[u8], reply: &mut [u8], timeout: Timeout) -> SyscallResult<usize> {
     ipc_op(Sys::IpcCall, endpoint, 0, msg, &[], reply, timeout).map(|m| m.len)
 }
@@ -592,6 +599,7 @@ pub fn sys_ipc_call_timeout(endpoint: u64, msg: &[u8], reply: &mut [u8], timeout
 /// let m = sys_ipc_receive(ep, &mut buf).unwrap();
 /// sys_ipc_reply(m.reply, b"done").unwrap();
 /// ```
+#[inline]
 pub fn sys_ipc_reply(reply: u64, msg: &[u8]) -> SyscallResult<()> {
     ipc_op(Sys::IpcReply, reply, 0, msg, &[], &mut [], Timeout::Never).map(|_| ())
 }
@@ -626,6 +634,7 @@ pub fn sys_ipc_reply(reply: u64, msg: &[u8]) -> SyscallResult<()> {
 ///     answer[..m.len].copy_from_slice(&buf[..m.len]);
 /// }
 /// ```
+#[inline]
 pub fn sys_ipc_reply_receive(reply: u64, msg: &[u8], endpoint: u64, buf: &mut [u8]) -> SyscallResult<Message> {
     ipc_op(Sys::IpcReplyReceive, endpoint, reply, msg, &[], buf, Timeout::Never)
 }
@@ -716,6 +725,7 @@ pub fn sys_endpoint_stats(endpoint: u64) -> SyscallResult<(u64, u64, u64)> {
 /// let m = sys_ipc_call_caps(names, b"lookup kv", &[], &mut out, Timeout::Never).unwrap();
 /// let kv = m.caps[0];
 /// ```
+#[inline]
 pub fn sys_ipc_call_caps(
     endpoint: u64,
     msg: &[u8],
@@ -746,6 +756,7 @@ pub fn sys_ipc_call_caps(
 /// # let (reply, kv) = (0, 0);
 /// sdk::syscall_api::sys_ipc_reply_caps(reply, b"ok", &[kv]).unwrap();
 /// ```
+#[inline]
 pub fn sys_ipc_reply_caps(reply: u64, msg: &[u8], caps: &[u64]) -> SyscallResult<()> {
     ipc_op(Sys::IpcReply, reply, 0, msg, caps, &mut [], Timeout::Never).map(|_| ())
 }
