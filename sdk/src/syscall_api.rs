@@ -148,110 +148,124 @@ fn raw(rax: u64, rdi: u64, rsi: u64, rdx: u64, r10: u64, mr: Mrs) -> Regs {
     Regs { rax, rdi, rsi, rdx, r10, mr: [m0, m1, m2, m3, m4, m5, m6, m7] }
 }
 
-/// The `N` bytes of `b` at `at` (`N` at most 8), little-endian, zero-extended.
+/// Issues an IPC system call that sends nothing (a receive): as [`raw`],
+/// but the message registers are not loaded (the kernel ignores them).
 #[inline(always)]
-fn load<const N: usize>(b: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w[..N].copy_from_slice(&b[at..at + N]);
-    u64::from_le_bytes(w)
+fn raw_receive(rax: u64, rdi: u64, rdx: u64, r10: u64) -> Regs {
+    let (mut rax, mut rdi, mut rdx) = (rax, rdi, rdx);
+    let (rsi, m0, m1, m2, m3, m4, m5, m6, m7);
+    // SAFETY: as in `raw`: the kernel writes only the receive buffer that
+    // r10 and the capacity in rax name (the callers pass a slice they
+    // hold); rbx and rbp, which receive MR6/MR7, are saved and restored
+    // around the `syscall` and their values moved to rcx and r11.
+    unsafe {
+        asm!(
+            "push rbp",
+            "push rbx",
+            "syscall",
+            "mov rcx, rbx",
+            "mov r11, rbp",
+            "pop rbx",
+            "pop rbp",
+            inout("rax") rax,
+            inout("rdi") rdi,
+            lateout("rsi") rsi,
+            inout("rdx") rdx,
+            in("r10") r10,
+            lateout("r8") m0,
+            lateout("r9") m1,
+            lateout("r12") m2,
+            lateout("r13") m3,
+            lateout("r14") m4,
+            lateout("r15") m5,
+            lateout("rcx") m6,
+            lateout("r11") m7,
+        );
+    }
+    Regs { rax, rdi, rsi, rdx, r10, mr: [m0, m1, m2, m3, m4, m5, m6, m7] }
 }
 
-/// Stores the low `N` bytes of `v` (`N` at most 8), little-endian, at `at` in `b`.
+/// The bytes after a message's last whole word (0 to 7 of them), as a
+/// zero-extended little-endian word: at most two overlapping loads.
 #[inline(always)]
-fn store<const N: usize>(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + N].copy_from_slice(&v.to_le_bytes()[..N]);
-}
-
-/// The bytes of `msg` after its last whole word (fewer than 8), as a
-/// zero-extended word. Loads overlap rather than go byte by byte.
-#[inline(always)]
-fn tail_word(msg: &[u8]) -> u64 {
-    let n = msg.len();
-    let t = n % 8;
+fn tail_word(tail: &[u8]) -> u64 {
+    let t = tail.len();
     if t == 0 {
         0
-    } else if n >= 8 {
-        load::<8>(msg, n - 8) >> (8 * (8 - t))
-    } else if n >= 4 {
-        load::<4>(msg, 0) | load::<4>(msg, n - 4) << (8 * (n - 4))
-    } else if n >= 2 {
-        load::<2>(msg, 0) | load::<2>(msg, n - 2) << (8 * (n - 2))
+    } else if let (Some(lo), Some(hi)) = (tail.first_chunk::<4>(), tail.last_chunk::<4>()) {
+        u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << (8 * (t - 4))
+    } else if let (Some(lo), Some(hi)) = (tail.first_chunk::<2>(), tail.last_chunk::<2>()) {
+        u64::from(u16::from_le_bytes(*lo)) | u64::from(u16::from_le_bytes(*hi)) << (8 * (t - 2))
     } else {
-        load::<1>(msg, 0)
+        tail.first().map_or(0, |&b| u64::from(b))
     }
 }
 
-/// The registers of a message of `K` whole words and a shorter tail.
+/// Writes the low `tail.len()` (0 to 7) bytes of `v`, little-endian, to
+/// `tail`: at most two overlapping stores, of those bytes only.
 #[inline(always)]
-fn pack_words<const K: usize>(msg: &[u8]) -> Mrs {
-    let mut mr = [0u64; MSG_REGS];
-    let mut i = 0;
-    while i < K {
-        mr[i] = load::<8>(msg, 8 * i);
-        i += 1;
-    }
-    if K < MSG_REGS {
-        mr[K] = tail_word(msg);
-    }
-    mr
-}
-
-/// The message registers of a message of at most 64 bytes: its bytes in
-/// order, little-endian, zeros after the last.
-#[inline(always)]
-fn pack_short(msg: &[u8]) -> Mrs {
-    match msg.len() / 8 {
-        0 => pack_words::<0>(msg),
-        1 => pack_words::<1>(msg),
-        2 => pack_words::<2>(msg),
-        3 => pack_words::<3>(msg),
-        4 => pack_words::<4>(msg),
-        5 => pack_words::<5>(msg),
-        6 => pack_words::<6>(msg),
-        7 => pack_words::<7>(msg),
-        _ => pack_words::<8>(msg),
-    }
-}
-
-/// Writes the last `buf.len() % 8` bytes of a message unpacked into `buf`
-/// (`K` whole words before them): `prev` is the word before the tail's
-/// (if `K > 0`), `tail` the tail's word. Stores overlap rather than go
-/// byte by byte; every byte written is one of the message.
-#[inline(always)]
-fn unpack_tail<const K: usize>(buf: &mut [u8], prev: u64, tail: u64) {
-    let n = buf.len();
-    let t = n % 8;
+fn put_tail(tail: &mut [u8], v: u64) {
+    let t = tail.len();
     if t == 0 {
         return;
     }
-    if K > 0 {
-        store::<8>(buf, n - 8, prev >> (8 * t) | tail << (64 - 8 * t));
-    } else if n >= 4 {
-        store::<4>(buf, 0, tail);
-        store::<4>(buf, n - 4, tail >> (8 * (n - 4)));
-    } else if n >= 2 {
-        store::<2>(buf, 0, tail);
-        store::<2>(buf, n - 2, tail >> (8 * (n - 2)));
-    } else {
-        store::<1>(buf, 0, tail);
+    if t >= 4 {
+        let hi = (v >> (8 * (t - 4))) as u32;
+        if let Some(c) = tail.first_chunk_mut::<4>() {
+            *c = (v as u32).to_le_bytes();
+        }
+        if let Some(c) = tail.last_chunk_mut::<4>() {
+            *c = hi.to_le_bytes();
+        }
+    } else if t >= 2 {
+        let hi = (v >> (8 * (t - 2))) as u16;
+        if let Some(c) = tail.first_chunk_mut::<2>() {
+            *c = (v as u16).to_le_bytes();
+        }
+        if let Some(c) = tail.last_chunk_mut::<2>() {
+            *c = hi.to_le_bytes();
+        }
+    } else if let Some(b) = tail.first_mut() {
+        *b = v as u8;
     }
 }
 
-/// Writes `buf.len()` bytes (`K` whole words and a shorter tail) of the
-/// message in `mr` to `buf`.
+/// The message registers of a message of at most 64 bytes: its bytes in
+/// order, little-endian, zeros after the last. Whole words are loaded as
+/// they are; the slice patterns give each length its straight-line code.
+#[inline(always)]
+fn pack_short(msg: &[u8]) -> Mrs {
+    let (words, tail) = msg.as_chunks::<8>();
+    let w = |b: &[u8; 8]| u64::from_le_bytes(*b);
+    match words {
+        [] => [tail_word(tail), 0, 0, 0, 0, 0, 0, 0],
+        [a] => [w(a), tail_word(tail), 0, 0, 0, 0, 0, 0],
+        [a, b] => [w(a), w(b), tail_word(tail), 0, 0, 0, 0, 0],
+        [a, b, c] => [w(a), w(b), w(c), tail_word(tail), 0, 0, 0, 0],
+        [a, b, c, d] => [w(a), w(b), w(c), w(d), tail_word(tail), 0, 0, 0],
+        [a, b, c, d, e] => [w(a), w(b), w(c), w(d), w(e), tail_word(tail), 0, 0],
+        [a, b, c, d, e, f] => [w(a), w(b), w(c), w(d), w(e), w(f), tail_word(tail), 0],
+        [a, b, c, d, e, f, g] => [w(a), w(b), w(c), w(d), w(e), w(f), w(g), tail_word(tail)],
+        [a, b, c, d, e, f, g, h, ..] => [w(a), w(b), w(c), w(d), w(e), w(f), w(g), w(h)],
+    }
+}
+
+/// Writes `buf.len()` bytes of the message in `mr` to `buf`: `K` whole
+/// words, then the tail.
 #[inline(always)]
 fn unpack_words<const K: usize>(mr: &Mrs, buf: &mut [u8]) {
     let mut i = 0;
     while i < K {
-        store::<8>(buf, 8 * i, mr[i]);
+        buf[8 * i..8 * i + 8].copy_from_slice(&mr[i].to_le_bytes());
         i += 1;
     }
     if K < MSG_REGS {
-        unpack_tail::<K>(buf, mr[K.saturating_sub(1)], mr[K]);
+        put_tail(&mut buf[8 * K..], mr[K]);
     }
 }
 
-/// Writes the first `buf.len()` (at most 64) bytes of the message in `mr` to `buf`.
+/// Writes the first `buf.len()` (at most 64) bytes of the message in `mr`
+/// to `buf`, and nothing else: whole words as they are, then the tail.
 #[inline(always)]
 fn unpack_short(mr: &Mrs, buf: &mut [u8]) {
     match buf.len() / 8 {
@@ -323,9 +337,13 @@ fn ipc_op(
     if msg.len() as u64 > ipc::LEN_MASK || buf.len() as u64 > ipc::LEN_MASK {
         return Err(SyscallError::InvalidArgument);
     }
-    let mr = pack(msg, caps)?;
     let rax = ipc::encode(sys as u64, caps.len() as u64, msg.len() as u64, buf.len() as u64);
-    let r = raw(rax, token, second, timeout.word(), buf.as_mut_ptr() as u64, mr);
+    let r = if matches!(sys, Sys::IpcReceive) {
+        raw_receive(rax, token, timeout.word(), buf.as_mut_ptr() as u64)
+    } else {
+        let mr = pack(msg, caps)?;
+        raw(rax, token, second, timeout.word(), buf.as_mut_ptr() as u64, mr)
+    };
     finish(&r, buf)
 }
 
@@ -338,7 +356,7 @@ fn ipc_op(
 /// `WouldBlock` if no message is pending; otherwise those of [`sys_ipc_receive`]
 /// (a pending empty message is received by this call and its length, 0, returned).
 pub fn needed_size(endpoint: u64) -> SyscallResult<usize> {
-    let r = raw(ipc::encode(Sys::IpcReceive as u64, 0, 0, 0), endpoint, 0, ipc::TIMEOUT_ZERO, 0, [0; MSG_REGS]);
+    let r = raw_receive(ipc::encode(Sys::IpcReceive as u64, 0, 0, 0), endpoint, ipc::TIMEOUT_ZERO, 0);
     if r.rax == SyscallError::BufferTooSmall as u64 {
         return Ok(r.rdx as usize);
     }
