@@ -69,7 +69,7 @@ pub struct Message {
 }
 
 /// The registers of one IPC system call (`docs/abi.md`), for code that
-/// builds calls itself: on entry what the kernel reads, after [`raw`] what
+/// builds calls itself: on entry what the kernel reads, after [`raw_ipc`] what
 /// it returned.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
