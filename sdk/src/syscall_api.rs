@@ -69,7 +69,7 @@ pub struct Message {
 }
 
 /// The registers of one IPC system call (`docs/abi.md`), for code that
-/// builds calls itself: on entry what the kernel reads, after [`raw`] what
+/// builds calls itself: on entry what the kernel reads, after [`raw_ipc`] what
 /// it returned.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -100,95 +100,231 @@ pub struct Regs {
 /// that reason). Register-only calls (lengths and capacity at most 64)
 /// touch no memory.
 pub unsafe fn raw_ipc(r: &mut Regs) {
-    raw(r);
+    *r = raw(r.rax, r.rdi, r.rsi, r.rdx, r.r10, r.mr);
 }
 
-/// Issues an IPC system call with all message registers.
-fn raw(r: &mut Regs) {
-    let p: *mut Regs = r;
-    // SAFETY: `p` points to a live `Regs`. MR6/MR7 live in rbx/rbp, which
-    // inline assembly cannot name: they are saved on the stack, loaded from
-    // and stored back to `*p` around the `syscall`, and restored. rcx holds
-    // the pointer (the instruction clobbers it, so it is saved too). The
-    // kernel preserves everything else the ABI promises.
+/// The eight message registers, MR0 first.
+type Mrs = [u64; MSG_REGS];
+
+/// Issues an IPC system call with these registers and returns what the
+/// kernel left in them (`r10` is unchanged by the ABI).
+#[inline(always)]
+fn raw(rax: u64, rdi: u64, rsi: u64, rdx: u64, r10: u64, mr: Mrs) -> Regs {
+    let [mut m0, mut m1, mut m2, mut m3, mut m4, mut m5, mut m6, mut m7] = mr;
+    let (mut rax, mut rdi, mut rsi, mut rdx) = (rax, rdi, rsi, rdx);
+    // SAFETY: the kernel reads and writes only what these registers name
+    // (see `raw_ipc`; the callers pass slices they hold). MR6/MR7 live in
+    // rbx/rbp, which inline assembly cannot name: they travel in rcx and
+    // r11 (which `syscall` clobbers anyway) and are moved across around the
+    // instruction, while the caller's rbx and rbp are saved on the stack
+    // and restored. The kernel preserves every other register the ABI
+    // promises, r10 included.
     unsafe {
         asm!(
             "push rbp",
             "push rbx",
-            "push rcx",
-            "mov rbx, [rcx + 88]",
-            "mov rbp, [rcx + 96]",
+            "mov rbx, rcx",
+            "mov rbp, r11",
             "syscall",
-            "pop rcx",
-            "mov [rcx + 88], rbx",
-            "mov [rcx + 96], rbp",
+            "mov rcx, rbx",
+            "mov r11, rbp",
             "pop rbx",
             "pop rbp",
-            inout("rcx") p => _,
-            inout("rax") r.rax,
-            inout("rdi") r.rdi,
-            inout("rsi") r.rsi,
-            inout("rdx") r.rdx,
-            inout("r10") r.r10,
-            inout("r8") r.mr[0],
-            inout("r9") r.mr[1],
-            inout("r12") r.mr[2],
-            inout("r13") r.mr[3],
-            inout("r14") r.mr[4],
-            inout("r15") r.mr[5],
-            out("r11") _,
+            inout("rax") rax,
+            inout("rdi") rdi,
+            inout("rsi") rsi,
+            inout("rdx") rdx,
+            in("r10") r10,
+            inout("r8") m0,
+            inout("r9") m1,
+            inout("r12") m2,
+            inout("r13") m3,
+            inout("r14") m4,
+            inout("r15") m5,
+            inout("rcx") m6,
+            inout("r11") m7,
         );
+    }
+    Regs { rax, rdi, rsi, rdx, r10, mr: [m0, m1, m2, m3, m4, m5, m6, m7] }
+}
+
+/// Issues an IPC system call that sends nothing (a receive): as [`raw`],
+/// but the message registers are not loaded (the kernel ignores them).
+#[inline(always)]
+fn raw_receive(rax: u64, rdi: u64, rdx: u64, r10: u64) -> Regs {
+    let (mut rax, mut rdi, mut rdx) = (rax, rdi, rdx);
+    let (rsi, m0, m1, m2, m3, m4, m5, m6, m7);
+    // SAFETY: as in `raw`: the kernel writes only the receive buffer that
+    // r10 and the capacity in rax name (the callers pass a slice they
+    // hold); rbx and rbp, which receive MR6/MR7, are saved and restored
+    // around the `syscall` and their values moved to rcx and r11.
+    unsafe {
+        asm!(
+            "push rbp",
+            "push rbx",
+            "syscall",
+            "mov rcx, rbx",
+            "mov r11, rbp",
+            "pop rbx",
+            "pop rbp",
+            inout("rax") rax,
+            inout("rdi") rdi,
+            lateout("rsi") rsi,
+            inout("rdx") rdx,
+            in("r10") r10,
+            lateout("r8") m0,
+            lateout("r9") m1,
+            lateout("r12") m2,
+            lateout("r13") m3,
+            lateout("r14") m4,
+            lateout("r15") m5,
+            lateout("rcx") m6,
+            lateout("r11") m7,
+        );
+    }
+    Regs { rax, rdi, rsi, rdx, r10, mr: [m0, m1, m2, m3, m4, m5, m6, m7] }
+}
+
+/// The bytes after a message's last whole word (0 to 7 of them), as a
+/// zero-extended little-endian word: at most two overlapping loads.
+#[inline(always)]
+fn tail_word(tail: &[u8]) -> u64 {
+    let t = tail.len();
+    if t == 0 {
+        0
+    } else if let (Some(lo), Some(hi)) = (tail.first_chunk::<4>(), tail.last_chunk::<4>()) {
+        u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << (8 * (t - 4))
+    } else if let (Some(lo), Some(hi)) = (tail.first_chunk::<2>(), tail.last_chunk::<2>()) {
+        u64::from(u16::from_le_bytes(*lo)) | u64::from(u16::from_le_bytes(*hi)) << (8 * (t - 2))
+    } else {
+        tail.first().map_or(0, |&b| u64::from(b))
     }
 }
 
-fn pack(msg: &[u8], caps: &[u64]) -> SyscallResult<[u64; MSG_REGS]> {
-    let mut mr = [0u64; MSG_REGS];
+/// Writes the low `tail.len()` (0 to 7) bytes of `v`, little-endian, to
+/// `tail`: at most two overlapping stores, of those bytes only.
+#[inline(always)]
+fn put_tail(tail: &mut [u8], v: u64) {
+    let t = tail.len();
+    if t == 0 {
+        return;
+    }
+    if t >= 4 {
+        let hi = (v >> (8 * (t - 4))) as u32;
+        if let Some(c) = tail.first_chunk_mut::<4>() {
+            *c = (v as u32).to_le_bytes();
+        }
+        if let Some(c) = tail.last_chunk_mut::<4>() {
+            *c = hi.to_le_bytes();
+        }
+    } else if t >= 2 {
+        let hi = (v >> (8 * (t - 2))) as u16;
+        if let Some(c) = tail.first_chunk_mut::<2>() {
+            *c = (v as u16).to_le_bytes();
+        }
+        if let Some(c) = tail.last_chunk_mut::<2>() {
+            *c = hi.to_le_bytes();
+        }
+    } else if let Some(b) = tail.first_mut() {
+        *b = v as u8;
+    }
+}
+
+/// The message registers of a message of at most 64 bytes: its bytes in
+/// order, little-endian, zeros after the last. Whole words are loaded as
+/// they are; the slice patterns give each length its straight-line code.
+#[inline(always)]
+fn pack_short(msg: &[u8]) -> Mrs {
+    let (words, tail) = msg.as_chunks::<8>();
+    let w = |b: &[u8; 8]| u64::from_le_bytes(*b);
+    match words {
+        [] => [tail_word(tail), 0, 0, 0, 0, 0, 0, 0],
+        [a] => [w(a), tail_word(tail), 0, 0, 0, 0, 0, 0],
+        [a, b] => [w(a), w(b), tail_word(tail), 0, 0, 0, 0, 0],
+        [a, b, c] => [w(a), w(b), w(c), tail_word(tail), 0, 0, 0, 0],
+        [a, b, c, d] => [w(a), w(b), w(c), w(d), tail_word(tail), 0, 0, 0],
+        [a, b, c, d, e] => [w(a), w(b), w(c), w(d), w(e), tail_word(tail), 0, 0],
+        [a, b, c, d, e, f] => [w(a), w(b), w(c), w(d), w(e), w(f), tail_word(tail), 0],
+        [a, b, c, d, e, f, g] => [w(a), w(b), w(c), w(d), w(e), w(f), w(g), tail_word(tail)],
+        [a, b, c, d, e, f, g, h, ..] => [w(a), w(b), w(c), w(d), w(e), w(f), w(g), w(h)],
+    }
+}
+
+/// Writes `buf.len()` bytes of the message in `mr` to `buf`: `K` whole
+/// words, then the tail.
+#[inline(always)]
+fn unpack_words<const K: usize>(mr: &Mrs, buf: &mut [u8]) {
+    let mut i = 0;
+    while i < K {
+        buf[8 * i..8 * i + 8].copy_from_slice(&mr[i].to_le_bytes());
+        i += 1;
+    }
+    if K < MSG_REGS {
+        put_tail(&mut buf[8 * K..], mr[K]);
+    }
+}
+
+/// Writes the first `buf.len()` (at most 64) bytes of the message in `mr`
+/// to `buf`, and nothing else: whole words as they are, then the tail.
+#[inline(always)]
+fn unpack_short(mr: &Mrs, buf: &mut [u8]) {
+    match buf.len() / 8 {
+        0 => unpack_words::<0>(mr, buf),
+        1 => unpack_words::<1>(mr, buf),
+        2 => unpack_words::<2>(mr, buf),
+        3 => unpack_words::<3>(mr, buf),
+        4 => unpack_words::<4>(mr, buf),
+        5 => unpack_words::<5>(mr, buf),
+        6 => unpack_words::<6>(mr, buf),
+        7 => unpack_words::<7>(mr, buf),
+        _ => unpack_words::<8>(mr, buf),
+    }
+}
+
+/// The message registers of `msg` with `caps` (checked: at most 4, and
+/// room left in a short message).
+#[inline(always)]
+fn pack(msg: &[u8], caps: &[u64]) -> SyscallResult<Mrs> {
     if caps.len() > MAX_CAPS {
         return Err(SyscallError::InvalidArgument);
     }
-    if msg.is_empty() {
-        // Nothing to load.
+    let mut mr = if msg.is_empty() {
+        [0; MSG_REGS]
     } else if msg.len() <= SHORT_MAX {
         if msg.len() > SHORT_MAX - 8 * caps.len() {
             return Err(SyscallError::InvalidArgument);
         }
-        // Whole words, not bytes: one copy into a register image.
-        let mut bytes = [0u8; SHORT_MAX];
-        bytes[..msg.len()].copy_from_slice(msg);
-        for (w, chunk) in mr.iter_mut().zip(bytes.chunks_exact(8)) {
-            *w = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
-        }
+        pack_short(msg)
     } else {
+        let mut mr = [0; MSG_REGS];
         mr[0] = msg.as_ptr() as u64;
-    }
+        mr
+    };
     for (i, &c) in caps.iter().enumerate() {
         mr[MSG_REGS - 1 - i] = c;
     }
     Ok(mr)
 }
 
+/// Decodes what an IPC call returned: its status, and a short message
+/// (copied to `buf`, as much as fits) with its capabilities.
+#[inline(always)]
 fn finish(r: &Regs, buf: &mut [u8]) -> SyscallResult<Message> {
     if r.rax != 0 {
         return Err(SyscallError::from_code(r.rax).unwrap_or(SyscallError::InvalidSyscall));
     }
     let len = (r.rdx & ipc::LEN_MASK) as usize;
-    let ncaps = ((r.rdx >> ipc::RESULT_NCAPS_SHIFT) & 7) as usize;
+    let ncaps = (((r.rdx >> ipc::RESULT_NCAPS_SHIFT) & 7) as usize).min(MAX_CAPS);
     if len > 0 && len <= SHORT_MAX {
-        let mut bytes = [0u8; SHORT_MAX];
-        for (chunk, w) in bytes.chunks_exact_mut(8).zip(r.mr) {
-            chunk.copy_from_slice(&w.to_le_bytes());
-        }
         let n = len.min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
+        unpack_short(&r.mr, &mut buf[..n]);
     }
-    let mut m = Message { len, badge: r.rdi, reply: r.rsi, ncaps: ncaps.min(MAX_CAPS), ..Message::default() };
-    for i in 0..m.ncaps {
-        m.caps[i] = r.mr[MSG_REGS - 1 - i];
-    }
-    Ok(m)
+    let caps = core::array::from_fn(|i| if i < ncaps { r.mr[MSG_REGS - 1 - i] } else { 0 });
+    Ok(Message { len, badge: r.rdi, reply: r.rsi, caps, ncaps })
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn ipc_op(
     sys: Sys,
     token: u64,
@@ -201,15 +337,13 @@ fn ipc_op(
     if msg.len() as u64 > ipc::LEN_MASK || buf.len() as u64 > ipc::LEN_MASK {
         return Err(SyscallError::InvalidArgument);
     }
-    let mut r = Regs {
-        rax: ipc::encode(sys as u64, caps.len() as u64, msg.len() as u64, buf.len() as u64),
-        rdi: token,
-        rsi: second,
-        rdx: timeout.word(),
-        r10: buf.as_mut_ptr() as u64,
-        mr: pack(msg, caps)?,
+    let rax = ipc::encode(sys as u64, caps.len() as u64, msg.len() as u64, buf.len() as u64);
+    let r = if matches!(sys, Sys::IpcReceive) {
+        raw_receive(rax, token, timeout.word(), buf.as_mut_ptr() as u64)
+    } else {
+        let mr = pack(msg, caps)?;
+        raw(rax, token, second, timeout.word(), buf.as_mut_ptr() as u64, mr)
     };
-    raw(&mut r);
     finish(&r, buf)
 }
 
@@ -222,13 +356,7 @@ fn ipc_op(
 /// `WouldBlock` if no message is pending; otherwise those of [`sys_ipc_receive`]
 /// (a pending empty message is received by this call and its length, 0, returned).
 pub fn needed_size(endpoint: u64) -> SyscallResult<usize> {
-    let mut r = Regs {
-        rax: ipc::encode(Sys::IpcReceive as u64, 0, 0, 0),
-        rdi: endpoint,
-        rdx: ipc::TIMEOUT_ZERO,
-        ..Regs::default()
-    };
-    raw(&mut r);
+    let r = raw_receive(ipc::encode(Sys::IpcReceive as u64, 0, 0, 0), endpoint, ipc::TIMEOUT_ZERO, 0);
     if r.rax == SyscallError::BufferTooSmall as u64 {
         return Ok(r.rdx as usize);
     }
@@ -272,6 +400,7 @@ pub fn needed_size(endpoint: u64) -> SyscallResult<usize> {
 /// let message = b"hello from sender";
 /// sys_ipc_send(endpoint, message).expect("ipc send failed");
 /// ```
+#[inline]
 pub fn sys_ipc_send(endpoint: u64, msg: &[u8]) -> SyscallResult<()> {
     sys_ipc_send_timeout(endpoint, msg, Timeout::Never)
 }
@@ -299,6 +428,7 @@ pub fn sys_ipc_send(endpoint: u64, msg: &[u8]) -> SyscallResult<()> {
 ///     r => r.unwrap(),
 /// }
 /// ```
+#[inline]
 pub fn sys_ipc_send_timeout(endpoint: u64, msg: &[u8], timeout: Timeout) -> SyscallResult<()> {
     ipc_op(Sys::IpcSend, endpoint, 0, msg, &[], &mut [], timeout).map(|_| ())
 }
@@ -330,6 +460,7 @@ pub fn sys_ipc_send_timeout(endpoint: u64, msg: &[u8], timeout: Timeout) -> Sysc
 /// # let (name_service, my_endpoint) = (0, 0);
 /// sys_ipc_send_caps(name_service, b"register echo", &[my_endpoint], Timeout::Never).unwrap();
 /// ```
+#[inline]
 pub fn sys_ipc_send_caps(endpoint: u64, msg: &[u8], caps: &[u64], timeout: Timeout) -> SyscallResult<()> {
     ipc_op(Sys::IpcSend, endpoint, 0, msg, caps, &mut [], timeout).map(|_| ())
 }
@@ -368,6 +499,7 @@ pub fn sys_ipc_send_caps(endpoint: u64, msg: &[u8], caps: &[u64], timeout: Timeo
 /// let m = sys_ipc_receive(ep, &mut buf).unwrap();
 /// let payload = &buf[..m.len];
 /// ```
+#[inline]
 pub fn sys_ipc_receive(endpoint: u64, buf: &mut [u8]) -> SyscallResult<Message> {
     sys_ipc_receive_timeout(endpoint, buf, Timeout::Never)
 }
@@ -391,6 +523,7 @@ pub fn sys_ipc_receive(endpoint: u64, buf: &mut [u8]) -> SyscallResult<Message> 
 /// let mut buf = [0u8; 64];
 /// if let Ok(m) = sys_ipc_receive_timeout(ep, &mut buf, Timeout::Micros(50_000)) { let _ = m; }
 /// ```
+#[inline]
 pub fn sys_ipc_receive_timeout(endpoint: u64, buf: &mut [u8], timeout: Timeout) -> SyscallResult<Message> {
     ipc_op(Sys::IpcReceive, endpoint, 0, &[], &[], buf, timeout)
 }
@@ -425,6 +558,7 @@ pub fn sys_ipc_receive_timeout(endpoint: u64, buf: &mut [u8], timeout: Timeout) 
 /// let n = sys_ipc_call(ep, b"get key", &mut answer).unwrap();
 /// let value = &answer[..n];
 /// ```
+#[inline]
 pub fn sys_ipc_call(endpoint: u64, msg: &[u8], reply: &mut [u8]) -> SyscallResult<usize> {
     sys_ipc_call_timeout(endpoint, msg, reply, Timeout::Never)
 }
@@ -450,6 +584,7 @@ pub fn sys_ipc_call(endpoint: u64, msg: &[u8], reply: &mut [u8]) -> SyscallResul
 /// let mut answer = [0u8; 8];
 /// let _ = sys_ipc_call_timeout(ep, b"", &mut answer, Timeout::Micros(100_000));
 /// ```
+#[inline]
 pub fn sys_ipc_call_timeout(endpoint: u64, msg: &[u8], reply: &mut [u8], timeout: Timeout) -> SyscallResult<usize> {
     ipc_op(Sys::IpcCall, endpoint, 0, msg, &[], reply, timeout).map(|m| m.len)
 }
@@ -482,6 +617,7 @@ pub fn sys_ipc_call_timeout(endpoint: u64, msg: &[u8], reply: &mut [u8], timeout
 /// let m = sys_ipc_receive(ep, &mut buf).unwrap();
 /// sys_ipc_reply(m.reply, b"done").unwrap();
 /// ```
+#[inline]
 pub fn sys_ipc_reply(reply: u64, msg: &[u8]) -> SyscallResult<()> {
     ipc_op(Sys::IpcReply, reply, 0, msg, &[], &mut [], Timeout::Never).map(|_| ())
 }
@@ -516,6 +652,7 @@ pub fn sys_ipc_reply(reply: u64, msg: &[u8]) -> SyscallResult<()> {
 ///     answer[..m.len].copy_from_slice(&buf[..m.len]);
 /// }
 /// ```
+#[inline]
 pub fn sys_ipc_reply_receive(reply: u64, msg: &[u8], endpoint: u64, buf: &mut [u8]) -> SyscallResult<Message> {
     ipc_op(Sys::IpcReplyReceive, endpoint, reply, msg, &[], buf, Timeout::Never)
 }
@@ -606,6 +743,7 @@ pub fn sys_endpoint_stats(endpoint: u64) -> SyscallResult<(u64, u64, u64)> {
 /// let m = sys_ipc_call_caps(names, b"lookup kv", &[], &mut out, Timeout::Never).unwrap();
 /// let kv = m.caps[0];
 /// ```
+#[inline]
 pub fn sys_ipc_call_caps(
     endpoint: u64,
     msg: &[u8],
@@ -636,6 +774,7 @@ pub fn sys_ipc_call_caps(
 /// # let (reply, kv) = (0, 0);
 /// sdk::syscall_api::sys_ipc_reply_caps(reply, b"ok", &[kv]).unwrap();
 /// ```
+#[inline]
 pub fn sys_ipc_reply_caps(reply: u64, msg: &[u8], caps: &[u64]) -> SyscallResult<()> {
     ipc_op(Sys::IpcReply, reply, 0, msg, caps, &mut [], Timeout::Never).map(|_| ())
 }
