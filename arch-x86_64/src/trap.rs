@@ -153,6 +153,32 @@ pub fn write_frame(at: u64, frame: &TrapFrame) {
 /// Gives mutable access to the saved frame of a thread that is not running.
 #[inline(always)]
 pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
+    struct Call<F>(F);
+    impl<R, F: FnOnce(&mut TrapFrame) -> R> FrameOp for Call<F> {
+        type Output = R;
+        #[inline(always)]
+        fn apply(self, f: &mut TrapFrame) -> R {
+            (self.0)(f)
+        }
+    }
+    apply_to_frame(at, Call(f))
+}
+
+/// Something done to the saved frame of a thread that is not running
+/// ([`apply_to_frame`]): what [`with_frame`] takes as a closure, for a
+/// caller that needs it compiled in place at every use (an implementation
+/// can be `#[inline(always)]`, a closure cannot).
+pub trait FrameOp {
+    /// What it returns.
+    type Output;
+    /// Does it to `f`.
+    fn apply(self, f: &mut TrapFrame) -> Self::Output;
+}
+
+/// Applies `op` to the saved frame at `at` of a thread that is not running
+/// (what [`with_frame`] does with a closure).
+#[inline(always)]
+pub fn apply_to_frame<O: FrameOp>(at: u64, op: O) -> O::Output {
     // Frames live on kernel stacks in the direct map. An address with bit
     // 63 set is never user memory: user addresses end at bit 47, and
     // below the kernel half (the direct map's base) such an address is
@@ -163,8 +189,8 @@ pub fn with_frame<R>(at: u64, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
     assert!(at.is_multiple_of(16), "misaligned frame");
     // SAFETY: `at` is a frame the kernel itself stored (checked to be
     // aligned and not user memory); the thread owning it is not running, so
-    // nothing else refers to it during `f`.
-    f(unsafe { &mut *(at as *mut TrapFrame) })
+    // nothing else refers to it during `op`.
+    op.apply(unsafe { &mut *(at as *mut TrapFrame) })
 }
 
 extern "Rust" {

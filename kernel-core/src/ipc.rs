@@ -11,7 +11,9 @@
 //! tests with a model of memory). It never schedules: an operation either
 //! finishes for the calling thread ([`Outcome::Done`]) or parks it
 //! ([`Outcome::Blocked`]), and threads it completes on the way are listed in
-//! [`Ipc::take_wakes`] with what each receives.
+//! [`Ipc::take_wakes`] ([`Wake`]; what a woken receiver gets it hands
+//! straight to the kernel, through [`Env::deliver_plain`] and
+//! [`Env::deliver`], which write it where the thread's registers are saved).
 //!
 //! Messages of at most [`SHORT_MAX`] bytes travel in eight message registers
 //! and never touch memory; longer ones are copied once, straight from the
@@ -54,7 +56,8 @@ pub enum Side {
     Destination,
 }
 
-/// User memory as the engine sees it.
+/// User memory as the engine sees it, and where what a woken receiver
+/// gets goes.
 pub trait Env {
     /// Copies `len` bytes from `from` to `to` (one copy).
     fn copy(&mut self, from: (SpaceId, u64), to: (SpaceId, u64), len: usize) -> Result<(), Side>;
@@ -70,6 +73,16 @@ pub trait Env {
     fn queue_store(&mut self, ep: usize, slot: usize, from: (SpaceId, u64), len: usize) -> Result<(), Side>;
     /// Copies queue slot `slot` out to a user buffer.
     fn queue_load(&mut self, ep: usize, slot: usize, to: (SpaceId, u64), len: usize) -> Result<(), Side>;
+    /// Hands what it received to the thread `to.0`, which the engine has
+    /// just woken and listed as [`Wake::Delivered`]: it returns to user
+    /// space with `got`. `to.1` is where the kernel keeps its saved
+    /// registers ([`IpcThread::frame`]), where the result is written.
+    fn deliver(&mut self, to: (ThreadId, u64), got: &Received);
+    /// [`Env::deliver`] of a plain message (short, no capabilities; the
+    /// usual one) without building its [`Received`]: the thread returns
+    /// with `msg`'s length and all eight of its registers, badge `badge`
+    /// and reply token `reply`.
+    fn deliver_plain(&mut self, to: (ThreadId, u64), msg: &Msg, badge: u64, reply: u64);
 }
 
 /// What a sender offers.
@@ -137,6 +150,28 @@ impl From<CapError> for IpcError {
 
 /// The result a thread returns to user space with.
 pub type IpcResult = Result<Received, IpcError>;
+
+/// How a thread the engine completed returns to user space (see
+/// [`Ipc::take_wakes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// With a message (or a reply), already handed over through
+    /// [`Env::deliver_plain`] or [`Env::deliver`]: the usual wake of an
+    /// IPC partner, which keeps nothing of the message here.
+    Delivered,
+    /// With success and nothing received: its send completed (the result
+    /// `Ok(Received::default())`).
+    Sent,
+    /// With this error.
+    Failed(IpcError),
+}
+
+impl Wake {
+    /// A failed wait's wake.
+    fn failed(e: impl Into<IpcError>) -> Wake {
+        Wake::Failed(e.into())
+    }
+}
 
 /// What became of the calling thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,7 +307,8 @@ pub struct IpcThread {
     pub deadline: Option<u64>,
     /// Where the kernel keeps its saved registers while it does not run
     /// (opaque to the engine, which hands it over with a fast path's
-    /// partner; 0 until the kernel sets it, see [`Ipc::set_frame`]).
+    /// partner and with what it delivers to the thread, see
+    /// [`Env::deliver`]; 0 until the kernel sets it, see [`Ipc::set_frame`]).
     pub frame: u64,
     /// The last endpoint capability the fast paths checked for it.
     ep_cache: EpCache,
@@ -407,13 +443,15 @@ struct Right {
     caller: Option<Dest>,
 }
 
-/// The receiving side of a transfer: the thread, its task, and where a
-/// long message goes.
+/// The receiving side of a transfer: the thread, its task, where a long
+/// message goes, and where the kernel keeps its saved registers (for
+/// [`Env::deliver`]; 0 for a thread that gets its result returned).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Dest {
     thread: ThreadId,
     task: TaskId,
     rbuf: RecvBuf,
+    frame: u64,
 }
 
 impl Replies {
@@ -428,15 +466,28 @@ impl Replies {
         self.held_by(task) < MAX_REPLIES_PER_TASK
     }
 
+    /// The number the next right issued for a call by `caller` gets.
+    #[inline(always)]
+    fn upcoming(&self, caller: ThreadId) -> usize {
+        ((self.calls as usize) << 16) | caller
+    }
+
     /// A new right for a call by `caller`, held by `holder` (the caller
     /// checked [`Replies::has_room`]): its number.
     #[inline(always)]
-    fn issue(&mut self, caller: ThreadId, holder: TaskId) -> usize {
+    fn issue_for(&mut self, caller: ThreadId, holder: TaskId) -> usize {
+        let id = self.upcoming(caller);
+        self.issue(holder);
+        id
+    }
+
+    /// Issues the right numbered [`Replies::upcoming`], held by `holder`
+    /// (the caller checked [`Replies::has_room`]).
+    #[inline(always)]
+    fn issue(&mut self, holder: TaskId) {
         // (`Ipc::add_thread` sized `held` for every task with a thread.)
         self.held[holder] += 1;
-        let id = ((self.calls as usize) << 16) | caller;
         self.calls = self.calls.wrapping_add(1);
-        id
     }
 
     /// A right of `holder` is used up or dropped.
@@ -453,7 +504,7 @@ pub struct Ipc {
     endpoints: Vec<Option<Endpoint>>,
     /// Reply rights.
     replies: Replies,
-    wakes: Vec<(ThreadId, IpcResult)>,
+    wakes: Vec<(ThreadId, Wake)>,
     /// No wait has a deadline before this tick (`u64::MAX`: none has one).
     deadline_floor: u64,
     /// The task whose capability table holds capabilities in flight in
@@ -551,27 +602,28 @@ impl Ipc {
         self.endpoints.iter().flatten().count()
     }
 
-    /// Threads completed by the last operations, with their results.
-    pub fn take_wakes(&mut self) -> Vec<(ThreadId, IpcResult)> {
+    /// Threads completed by the last operations, in order, with how each
+    /// returns to user space.
+    pub fn take_wakes(&mut self) -> Vec<(ThreadId, Wake)> {
         core::mem::take(&mut self.wakes)
     }
 
-    /// Hands each thread completed by the last operations, with its
-    /// result, to `f` in order (what [`Ipc::take_wakes`] returns), keeping
+    /// Hands each thread completed by the last operations, with how it
+    /// returns, to `f` in order (what [`Ipc::take_wakes`] returns), keeping
     /// the list's storage for the next ones.
     #[inline]
-    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, &IpcResult)) {
+    pub fn drain_wakes(&mut self, mut f: impl FnMut(ThreadId, &Wake)) {
         for (t, r) in &self.wakes {
             f(*t, r);
         }
         self.wakes.clear();
     }
 
-    /// The only thread completed by the last operations, with its result,
-    /// if exactly one was (the usual case: an IPC partner); clear it with
-    /// [`Ipc::clear_wakes`] once it is handled.
+    /// The only thread completed by the last operations, with how it
+    /// returns, if exactly one was (the usual case: an IPC partner); clear
+    /// it with [`Ipc::clear_wakes`] once it is handled.
     #[inline(always)]
-    pub fn single_wake(&self) -> Option<&(ThreadId, IpcResult)> {
+    pub fn single_wake(&self) -> Option<&(ThreadId, Wake)> {
         match self.wakes.as_slice() {
             [w] => Some(w),
             _ => None,
@@ -597,11 +649,11 @@ impl Ipc {
     }
 
     #[inline]
-    fn wake(&mut self, t: ThreadId, r: IpcResult) {
+    fn wake(&mut self, t: ThreadId, w: Wake) {
         let th = self.th(t);
         th.wait = Wait::None;
         th.deadline = None;
-        self.wakes.push((t, r));
+        self.wakes.push((t, w));
     }
 
     // ----- endpoints -----
@@ -659,10 +711,10 @@ impl Ipc {
     pub fn destroy_endpoint(&mut self, caps: &mut CapSpace, env: &mut impl Env, id: usize) {
         let Some(mut ep) = self.endpoints.get_mut(id).and_then(Option::take) else { return };
         while let Some(t) = ep.senders.pop_front(&mut self.threads) {
-            self.wake(t, err(Error::NotFound));
+            self.wake(t, Wake::failed(Error::NotFound));
         }
         while let Some(t) = ep.receivers.pop_front(&mut self.threads) {
-            self.wake(t, err(Error::NotFound));
+            self.wake(t, Wake::failed(Error::NotFound));
         }
         for q in &ep.queue {
             self.drop_held(caps, q);
@@ -830,10 +882,11 @@ impl Ipc {
         self.transfer_long(caps, env, src, msg, badge, to, call)
     }
 
-    /// [`Ipc::transfer`] to a thread that is then woken with what it
-    /// received and `reply` as its reply token: `Ok(None)` for a plain
-    /// message (see [`is_plain`]), whose result [`Ipc::wake_delivered`]
-    /// builds straight from the message.
+    /// [`Ipc::transfer`] to a thread that is then woken
+    /// ([`Wake::Delivered`]): what it received, with `reply` as its reply
+    /// token, goes to `env` right away — a plain message (see [`is_plain`])
+    /// straight from `msg` ([`Env::deliver_plain`]). Nothing of the engine
+    /// changes; the caller commits (nothing may fail after this).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn deliver(
@@ -845,22 +898,17 @@ impl Ipc {
         badge: u64,
         to: Dest,
         call: bool,
-    ) -> Result<Option<Received>, (Side, IpcError)> {
+        reply: u64,
+    ) -> Result<(), (Side, IpcError)> {
         if is_plain(msg) {
             self.plain_checks(msg, to, call)?;
-            return Ok(None);
+            env.deliver_plain((to.thread, to.frame), msg, badge, reply);
+            return Ok(());
         }
-        self.transfer_long(caps, env, src, msg, badge, to, call).map(Some)
-    }
-
-    /// Wakes `t` with what [`Ipc::deliver`] gave it, and reply token
-    /// `reply`.
-    #[inline(always)]
-    fn wake_delivered(&mut self, t: ThreadId, got: Option<Received>, msg: &Msg, badge: u64, reply: u64) {
-        match got {
-            None => self.wake(t, Ok(plain_received(msg, badge, reply))),
-            Some(got) => self.wake(t, Ok(Received { reply, ..got })),
-        }
+        let mut got = self.transfer_long(caps, env, src, msg, badge, to, call)?;
+        got.reply = reply;
+        env.deliver((to.thread, to.frame), &got);
+        Ok(())
     }
 
     /// The checks of a plain message's transfer (the same checks in the
@@ -1015,26 +1063,30 @@ impl Ipc {
         // A receiver is waiting: deliver now, one copy.
         while let Some(r) = self.ep(ep_id).receivers.front() {
             let to = match self.thread(r) {
-                Some(&IpcThread { wait: Wait::Recv { rbuf, .. }, task, .. }) => Dest { thread: r, task, rbuf },
+                Some(&IpcThread { wait: Wait::Recv { rbuf, .. }, task, frame, .. }) => {
+                    Dest { thread: r, task, rbuf, frame }
+                }
                 _ => unreachable!("receiver queue holds receiving threads"),
             };
             let server = to.task;
-            match self.deliver(caps, env, Source::Thread(me.space, me.task), msg, badge, to, call.is_some()) {
-                Ok(got) => {
+            // (The number the call's reply right gets if it is delivered.)
+            let reply = self.replies.upcoming(t);
+            let token = if call.is_some() { reply_token(reply) } else { 0 };
+            match self.deliver(caps, env, Source::Thread(me.space, me.task), msg, badge, to, call.is_some(), token) {
+                Ok(()) => {
                     self.take_first(ep_id, false, msg.len, call.is_some());
+                    self.wake(r, Wake::Delivered);
                     if let Some(rbuf) = call {
-                        let reply = self.replies.issue(t, server);
-                        self.wake_delivered(r, got, msg, badge, reply_token(reply));
+                        self.replies.issue(server);
                         return Ok(self.block(t, Wait::Reply { reply, holder: server, rbuf }, Timeout::Never));
                     }
-                    self.wake_delivered(r, got, msg, badge, 0);
                     return Ok(Outcome::Done(Ok(Received::default())));
                 }
                 // The receiver's buffer cannot take it: tell the receiver,
                 // keep the message with the sender, try the next receiver.
                 Err((Side::Destination, e)) => {
                     self.dequeue(ep_id, false);
-                    self.wake(r, Err(e));
+                    self.wake(r, Wake::Failed(e));
                 }
                 Err((Side::Source, e)) => return Err(e),
             }
@@ -1141,7 +1193,7 @@ impl Ipc {
                     Source::Queue(ep_id, q.slot),
                     &q.msg,
                     q.badge,
-                    Dest { thread: t, task: me.task, rbuf },
+                    Dest { thread: t, task: me.task, rbuf, frame: 0 },
                     false,
                 )
                 .map_err(|(_, e)| e)?;
@@ -1164,10 +1216,10 @@ impl Ipc {
                         badge,
                     ) {
                         Ok(()) => {
-                            self.wake(s, Ok(Received::default()));
+                            self.wake(s, Wake::Sent);
                             break;
                         }
-                        Err(e) => self.wake(s, Err(e)),
+                        Err(e) => self.wake(s, Wake::Failed(e)),
                     }
                 }
             }
@@ -1185,7 +1237,7 @@ impl Ipc {
                 Source::Thread(sender.space, sender.task),
                 &msg,
                 badge,
-                Dest { thread: t, task: me.task, rbuf },
+                Dest { thread: t, task: me.task, rbuf, frame: 0 },
                 call.is_some(),
             ) {
                 Ok(mut got) => {
@@ -1193,13 +1245,13 @@ impl Ipc {
                     self.count(ep_id, got.len, call.is_some());
                     match call {
                         Some(crbuf) => {
-                            let reply = self.replies.issue(s, me.task);
+                            let reply = self.replies.issue_for(s, me.task);
                             got.reply = reply_token(reply);
                             let th = self.th(s);
                             th.wait = Wait::Reply { reply, holder: me.task, rbuf: crbuf };
                             th.deadline = None;
                         }
-                        None => self.wake(s, Ok(Received::default())),
+                        None => self.wake(s, Wake::Sent),
                     }
                     return Ok(Outcome::Done(Ok(got)));
                 }
@@ -1207,7 +1259,7 @@ impl Ipc {
                 // The sender's buffer went bad while it waited: fail it.
                 Err((Side::Source, e)) => {
                     self.dequeue(ep_id, true);
-                    self.wake(s, Err(e));
+                    self.wake(s, Wake::Failed(e));
                 }
             }
         }
@@ -1222,9 +1274,10 @@ impl Ipc {
     fn right(&self, task: TaskId, token: u64) -> Option<Right> {
         let id = reply_number(token)?;
         let caller = id & (MAX_THREADS - 1);
-        if let Some(&IpcThread { wait: Wait::Reply { reply, holder, rbuf }, task: to, .. }) = self.thread(caller) {
+        if let Some(&IpcThread { wait: Wait::Reply { reply, holder, rbuf }, task: to, frame, .. }) = self.thread(caller)
+        {
             if reply == id && holder == task {
-                return Some(Right { id, caller: Some(Dest { thread: caller, task: to, rbuf }) });
+                return Some(Right { id, caller: Some(Dest { thread: caller, task: to, rbuf, frame }) });
             }
         }
         self.orphan(task, id)
@@ -1298,9 +1351,9 @@ impl Ipc {
             self.retire(me.task, right);
             return err(Error::PeerGone);
         };
-        let got = self.deliver(caps, env, Source::Thread(me.space, me.task), msg, 0, to, false).map_err(|(_, e)| e)?;
+        self.deliver(caps, env, Source::Thread(me.space, me.task), msg, 0, to, false, 0).map_err(|(_, e)| e)?;
         self.retire(me.task, right);
-        self.wake_delivered(to.thread, got, msg, 0, 0);
+        self.wake(to.thread, Wake::Delivered);
         Ok(())
     }
 
@@ -1348,7 +1401,7 @@ impl Ipc {
                 }
             }
         }
-        self.wake(t, err(error));
+        self.wake(t, Wake::failed(error));
     }
 
     /// Times out every wait whose deadline is at or before `now`.
@@ -1398,7 +1451,7 @@ impl Ipc {
     fn reply_dropped(&mut self, holder: TaskId, r: Right) {
         self.retire(holder, r);
         if let Some(to) = r.caller {
-            self.wake(to.thread, err(Error::PeerGone));
+            self.wake(to.thread, Wake::failed(Error::PeerGone));
         }
     }
 
@@ -1431,7 +1484,7 @@ impl Ipc {
             .map(|(i, _)| i)
             .collect();
         for caller in callers {
-            self.wake(caller, err(Error::PeerGone));
+            self.wake(caller, Wake::failed(Error::PeerGone));
         }
         self.replies.orphans.retain(|_, holder| *holder != task);
         self.replies.held[task] = 0;
@@ -1568,7 +1621,7 @@ impl Ipc {
             return None;
         }
         // Commit.
-        let reply = self.replies.issue(t, server_task);
+        let reply = self.replies.issue_for(t, server_task);
         s.wait = Wait::None;
         s.deadline = None;
         if let Some(next) = ep.receivers.unlink_front(&mut s.links) {

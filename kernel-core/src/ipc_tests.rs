@@ -31,6 +31,10 @@ struct Mem {
     queue_limit: Option<usize>,
     /// Successful copies (user to user, into and out of queues).
     copies: usize,
+    /// What woken threads received ([`Env::deliver`], [`Env::deliver_plain`]),
+    /// in order: the thread, where its registers are, what it got. (The
+    /// harness pairs them with the engine's wakes, see `W::wakes`.)
+    delivered: Vec<(ThreadId, u64, Received)>,
 }
 
 impl core::fmt::Debug for Mem {
@@ -159,6 +163,17 @@ impl Env for Mem {
         self.copies += 1;
         Ok(())
     }
+
+    fn deliver(&mut self, to: (ThreadId, u64), got: &Received) {
+        self.delivered.push((to.0, to.1, *got));
+    }
+
+    fn deliver_plain(&mut self, to: (ThreadId, u64), msg: &Msg, badge: u64, reply: u64) {
+        assert!(msg.len <= SHORT_MAX && msg.ncaps == 0, "a message delivered as plain is not: {msg:?}");
+        // All eight registers as the sender had them; no capabilities.
+        let got = Received { len: msg.len, regs: msg.regs, badge, reply, caps: [0; MAX_CAPS], ncaps: 0 };
+        self.delivered.push((to.0, to.1, got));
+    }
 }
 
 #[test]
@@ -204,6 +219,11 @@ fn space_of(task: TaskId) -> SpaceId {
     0x100 + task as u64
 }
 
+/// Where the harness says thread `t` keeps its registers ([`Ipc::set_frame`]).
+fn frame_of(t: ThreadId) -> u64 {
+    0xF000_0000 + 0x1000 * t as u64
+}
+
 struct W {
     ipc: Ipc,
     caps: CapSpace,
@@ -228,6 +248,7 @@ impl W {
 
     fn thread(&mut self, id: ThreadId, task: TaskId, priority: u8) {
         self.ipc.add_thread(id, task, space_of(task), priority);
+        self.ipc.set_frame(id, frame_of(id));
     }
 
     /// A new endpoint of `task`: its token and id.
@@ -265,10 +286,32 @@ impl W {
         self.ipc.reply_receive(&mut self.caps, &mut self.mem, t, rtok, &msg, ep, rbuf, to)
     }
 
-    /// The wakes of the last operations, checked: registered threads, no
-    /// longer waiting, each once.
+    /// The wakes of the last operations, each with the result its thread
+    /// returns with, checked: registered threads, no longer waiting, each
+    /// once. A thread the engine lists as [`Wake::Delivered`] got its
+    /// result through the memory model, at its own frame, exactly once.
     fn wakes(&mut self) -> Vec<(ThreadId, IpcResult)> {
-        let wakes = self.ipc.take_wakes();
+        let mut delivered = core::mem::take(&mut self.mem.delivered);
+        let wakes: Vec<(ThreadId, IpcResult)> = self
+            .ipc
+            .take_wakes()
+            .into_iter()
+            .map(|(t, w)| match w {
+                Wake::Delivered => {
+                    let i = delivered.iter().position(|d| d.0 == t);
+                    let (_, frame, got) = delivered.remove(i.unwrap_or_else(|| panic!("thread {t} woken undelivered")));
+                    assert_eq!(Some(frame), self.ipc.thread(t).map(|x| x.frame), "delivered to a wrong frame");
+                    (t, Ok(got))
+                }
+                Wake::Sent => (t, Ok(Received::default())),
+                Wake::Failed(e) => (t, Err(e)),
+            })
+            .collect();
+        // A delivery without its wake went to a thread since removed (its
+        // wake with it).
+        for (t, ..) in delivered {
+            assert!(self.ipc.thread(t).is_none(), "thread {t} got a message without a wake");
+        }
         check_wakes(&self.ipc, &wakes);
         wakes
     }
@@ -2473,7 +2516,7 @@ fn check_fast(c: &FastCase, reply_receive: bool) -> Result<Option<bool>, TestCas
         general.w.call(t, ep_token, msg, c.rbuf, Timeout::Never)
     };
     prop_assert_eq!(o, Outcome::Blocked);
-    prop_assert_eq!(general.w.ipc.take_wakes(), vec![(partner, Ok(got))]);
+    prop_assert_eq!(general.w.wakes(), vec![(partner, Ok(got))]);
     prop_assert_eq!(fast.snapshot(), general.snapshot());
     prop_assert!(fast.w.mem == general.w.mem);
     fast.w.check();

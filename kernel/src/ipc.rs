@@ -9,11 +9,11 @@ use crate::memory::Frames;
 use abi::{ipc as abi_ipc, kind, rights, Error, Sys};
 use alloc::vec::Vec;
 use arch_x86_64::paging::{self, FrameSource, Pte, UserPtes};
-use arch_x86_64::trap::TrapFrame;
+use arch_x86_64::trap::{self, FrameOp, TrapFrame};
 use core::cell::Cell;
 use kernel_core::ipc::{
-    short_plain, EndpointKind, Env, FastPartner, IpcResult, Msg, Outcome, RecvBuf, Side, SpaceId, Timeout, MSG_REGS,
-    SHORT_MAX,
+    short_plain, EndpointKind, Env, FastPartner, IpcError, IpcResult, Msg, Outcome, Received, RecvBuf, Side, SpaceId,
+    ThreadId, Timeout, Wake, MSG_REGS, SHORT_MAX,
 };
 
 const PAGE: u64 = 4096;
@@ -405,6 +405,13 @@ impl Env for KernelEnv<'_> {
         let q = self.queues.get(ep).and_then(Option::as_ref).ok_or(Side::Source)?;
         copy_stream(len, queue_stream(q, slot), user_stream(&mut ptes, to.1, true))
     }
+    fn deliver(&mut self, to: (ThreadId, u64), got: &Received) {
+        deliver(to, got);
+    }
+    #[inline(always)]
+    fn deliver_plain(&mut self, to: (ThreadId, u64), msg: &Msg, badge: u64, reply: u64) {
+        deliver_plain(to, msg, badge, reply);
+    }
 }
 
 /// A readable check [`CallEnv`] remembers: the cursor it walked with and
@@ -525,6 +532,56 @@ impl Env for CallEnv<'_> {
         self.settled.set(None);
         self.env.queue_load(ep, slot, to, len)
     }
+    fn deliver(&mut self, to: (ThreadId, u64), got: &Received) {
+        deliver(to, got);
+    }
+    #[inline(always)]
+    fn deliver_plain(&mut self, to: (ThreadId, u64), msg: &Msg, badge: u64, reply: u64) {
+        deliver_plain(to, msg, badge, reply);
+    }
+}
+
+/// Whether `t` may have results written into its saved frame: any thread
+/// but the running one, whose frame its trap holds. (The engine wakes only
+/// threads that wait, so this is only a guard; it leaves the running
+/// thread as the wake lists would: untouched, see `Kernel::wake_threads`.)
+#[inline(always)]
+fn not_running(t: ThreadId) -> bool {
+    t != crate::kernel::CURRENT_THREAD.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// `Env::deliver`: writes what the woken thread `to.0` received into its
+/// saved frame at `to.1`.
+#[inline(never)]
+fn deliver(to: (ThreadId, u64), got: &Received) {
+    if not_running(to.0) {
+        trap::with_frame(to.1, |f| write_received(f, got));
+    }
+}
+
+/// `Env::deliver_plain`: writes what the thread `to.0`, woken with a plain
+/// message, returns to user space with into its saved frame at `to.1` —
+/// what [`write_received`] writes for such a message.
+#[inline(always)]
+fn deliver_plain(to: (ThreadId, u64), msg: &Msg, badge: u64, reply: u64) {
+    /// The write, compiled in place wherever the engine delivers (a closure
+    /// would not be).
+    struct Plain<'a>(&'a Msg, u64, u64);
+    impl FrameOp for Plain<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn apply(self, f: &mut TrapFrame) {
+            let Plain(msg, badge, reply) = self;
+            f.rax = 0;
+            f.rdi = badge;
+            f.rsi = reply;
+            f.rdx = msg.len as u64;
+            set_mrs(f, msg.regs);
+        }
+    }
+    if not_running(to.0) {
+        trap::apply_to_frame(to.1, Plain(msg, badge, reply));
+    }
 }
 
 /// The message registers MR0–MR7 of a frame.
@@ -536,31 +593,48 @@ fn set_mrs(f: &mut TrapFrame, r: [u64; MSG_REGS]) {
     [f.r8, f.r9, f.r12, f.r13, f.r14, f.r15, f.rbx, f.rbp] = r;
 }
 
+/// Writes how a woken thread returns into its frame, unless the engine
+/// handed it over already ([`Wake::Delivered`]).
+#[inline(always)]
+pub fn write_wake(f: &mut TrapFrame, w: &Wake) {
+    match w {
+        Wake::Delivered => {}
+        Wake::Sent => write_received(f, &Received::default()),
+        Wake::Failed(e) => write_error(f, e),
+    }
+}
+
 /// Writes an IPC result into a frame (see `abi::ipc`).
 pub fn write_result(f: &mut TrapFrame, r: &IpcResult) {
     match r {
-        Ok(got) => {
-            f.rax = 0;
-            f.rdi = got.badge;
-            f.rsi = got.reply;
-            f.rdx = got.len as u64 | ((got.ncaps as u64) << abi_ipc::RESULT_NCAPS_SHIFT);
-            // A short message's registers arrive as the sender had them
-            // (all eight: the length says which bytes count).
-            if got.ncaps == 0 && got.len <= SHORT_MAX {
-                set_mrs(f, got.regs);
-                return;
-            }
-            let mut regs = if got.len <= SHORT_MAX { got.regs } else { [0; MSG_REGS] };
-            for i in 0..got.ncaps {
-                regs[MSG_REGS - 1 - i] = got.caps[i];
-            }
-            set_mrs(f, regs);
-        }
-        Err(e) => {
-            f.rax = e.error as u64;
-            f.rdx = e.detail;
-        }
+        Ok(got) => write_received(f, got),
+        Err(e) => write_error(f, e),
     }
+}
+
+fn write_error(f: &mut TrapFrame, e: &IpcError) {
+    f.rax = e.error as u64;
+    f.rdx = e.detail;
+}
+
+/// Writes what a thread received into its frame.
+#[inline(always)]
+fn write_received(f: &mut TrapFrame, got: &Received) {
+    f.rax = 0;
+    f.rdi = got.badge;
+    f.rsi = got.reply;
+    f.rdx = got.len as u64 | ((got.ncaps as u64) << abi_ipc::RESULT_NCAPS_SHIFT);
+    // A short message's registers arrive as the sender had them (all
+    // eight: the length says which bytes count).
+    if got.ncaps == 0 && got.len <= SHORT_MAX {
+        set_mrs(f, got.regs);
+        return;
+    }
+    let mut regs = if got.len <= SHORT_MAX { got.regs } else { [0; MSG_REGS] };
+    for i in 0..got.ncaps {
+        regs[MSG_REGS - 1 - i] = got.caps[i];
+    }
+    set_mrs(f, regs);
 }
 
 /// Decodes the message a frame sends.

@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel_core::cap::{CapSpace, ObjectRef};
 use kernel_core::elfcheck;
 use kernel_core::image::Image;
-use kernel_core::ipc::{FastPartner, Ipc};
+use kernel_core::ipc::{FastPartner, Ipc, Wake};
 use kernel_core::manifest::{self, TaskSpec};
 use kernel_core::sched::ReadyQueues;
 use spin::Mutex;
@@ -657,7 +657,8 @@ impl Kernel {
     }
 
     /// If the IPC engine woke exactly one thread, one that blocked in IPC
-    /// and may run now (no higher priority is ready), writes its result and
+    /// and may run now (no higher priority is ready), writes its result
+    /// (unless the engine delivered it already: [`Wake::Delivered`]) and
     /// switches to it: what [`Kernel::wake_threads`] and
     /// [`Kernel::dispatch`] do for it, with one look-up of its record.
     /// `None` (nothing changed) for any other case. The running thread
@@ -666,14 +667,16 @@ impl Kernel {
     fn switch_to_woken(&mut self) -> Option<u64> {
         let cur = self.current();
         let Kernel { ipc, threads, tasks, ready, kernel_space, .. } = self;
-        let &(t, ref r) = ipc.single_wake()?;
+        let &(t, ref w) = ipc.single_wake()?;
         let th = threads.get_mut(t).and_then(Option::as_mut)?;
         // (An IPC wake is for a thread blocked in IPC: active and not on
         // the CPU.)
         if th.state != ThreadState::Active || t == cur || ready.highest().is_some_and(|p| p > th.priority) {
             return None;
         }
-        trap::with_frame(th.frame, |f| crate::ipc::write_result(f, r));
+        if *w != Wake::Delivered {
+            trap::with_frame(th.frame, |f| crate::ipc::write_wake(f, w));
+        }
         ipc.clear_wakes();
         let frame = enter(th, tasks, *kernel_space);
         self.ipc_blocked = false;
@@ -689,14 +692,16 @@ impl Kernel {
         let cur = self.current();
         let direct = direct && n == 1 && self.direct.is_none() && self.ipc_blocked;
         let Kernel { ipc, threads, ready, direct: next, .. } = self;
-        ipc.drain_wakes(|t, r| {
+        ipc.drain_wakes(|t, w| {
             let Some(th) = threads.get_mut(t).and_then(Option::as_mut) else { return };
             // (An IPC wake is for a thread blocked in IPC: active and not
             // on the CPU.)
             if th.state != ThreadState::Active || t == cur {
                 return;
             }
-            trap::with_frame(th.frame, |f| crate::ipc::write_result(f, r));
+            if *w != Wake::Delivered {
+                trap::with_frame(th.frame, |f| crate::ipc::write_wake(f, w));
+            }
             if direct {
                 *next = Some(t);
             } else {
