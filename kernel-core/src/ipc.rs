@@ -732,13 +732,9 @@ impl Ipc {
 
     // ----- queues by priority -----
 
+    /// Queues `t` on endpoint `ep`'s senders (or receivers), behind every
+    /// thread of the same or higher priority.
     fn enqueue(&mut self, ep: usize, t: ThreadId, senders: bool) {
-        self.enqueue_inline(ep, t, senders);
-    }
-
-    /// [`Ipc::enqueue`], inlined (the general path's blocking operations).
-    #[inline(always)]
-    fn enqueue_inline(&mut self, ep: usize, t: ThreadId, senders: bool) {
         let prio = self.th(t).priority;
         let e = self.endpoints.get_mut(ep).and_then(Option::as_mut).expect("endpoint exists");
         let q = if senders { &mut e.senders } else { &mut e.receivers };
@@ -1241,8 +1237,7 @@ impl Ipc {
                 call.is_some(),
             ) {
                 Ok(mut got) => {
-                    self.dequeue(ep_id, true);
-                    self.count(ep_id, got.len, call.is_some());
+                    self.take_first(ep_id, true, got.len, call.is_some());
                     match call {
                         Some(crbuf) => {
                             let reply = self.replies.issue_for(s, me.task);
@@ -1627,9 +1622,7 @@ impl Ipc {
         if let Some(next) = ep.receivers.unlink_front(&mut s.links) {
             Queue::clear_prev(&mut self.threads, next);
         }
-        ep.stats.delivered += 1;
-        ep.stats.bytes += len as u64;
-        ep.stats.calls += 1;
+        ep.stats.count(len, true);
         let c = self.th(t);
         c.wait = Wait::Reply { reply, holder: server_task, rbuf: rbuf() };
         c.deadline = None;
